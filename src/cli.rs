@@ -1,0 +1,334 @@
+//! Command line: `fetch`, `extract`, `check`. The only place (with main.rs)
+//! that uses anyhow; library errors arrive typed and leave as a message and
+//! an exit code.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context as _};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use gleaner::config::{self, Config};
+use gleaner::pipeline::{self, Context, FeedReport};
+use gleaner::store::{SqliteStore, StateStore};
+use gleaner::{charset, extract};
+
+#[derive(Parser)]
+#[command(name = "gleaner", version, about = "News feeds in, clean deduplicated article text out.")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable on a terminal, plain lines (no colour) otherwise.
+    Auto,
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One pass over every feed, then exit.
+    ///
+    /// Exit status: 0 when the pass completed (failing feeds are reported),
+    /// 2 when the config or state directory is unusable, 1 on internal error.
+    ///
+    /// Example: gleaner fetch --config config/demo.toml
+    Fetch {
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Print the clean article text of HTML pages.
+    ///
+    /// INPUT is a path, a .gz path, `-` for stdin, or an http(s) URL.
+    ///
+    /// Example: gleaner extract --out-dir texts/ pages/*.html.gz
+    Extract {
+        /// Base URL for relative links (defaults to the input's own URL).
+        #[arg(long)]
+        url: Option<url::Url>,
+        /// Write DIR/<stem>.txt per input instead of printing.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(required = true)]
+        inputs: Vec<String>,
+    },
+    /// Validate the config and print it resolved (paths absolute, defaults filled in).
+    ///
+    /// Example: gleaner check --config /etc/gleaner/gleaner.toml
+    Check {
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+}
+
+/// An error that exits with status 2: the user's config or directories.
+#[derive(Debug)]
+struct UsageError(String);
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for UsageError {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("gleaner: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GLEANER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+        LogFormat::Auto => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Check { config } => {
+            let cfg = load_config(&config)?;
+            print!("{}", cfg.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fetch { config } => fetch(&config),
+        Command::Extract { url, out_dir, jobs, inputs } => extract_cmd(url, out_dir, jobs, inputs),
+    }
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    config::load(path).map_err(|e| match e {
+        config::ConfigError::Read { .. } => usage(format!(
+            "{e}\n  hint: pass --config FILE, or copy config/gleaner.example.toml to {}",
+            path.display()
+        )),
+        other => usage(other.to_string()),
+    })
+}
+
+fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn StateStore>> {
+    let store = SqliteStore::open(&cfg.state_dir).map_err(|e| {
+        usage(format!("{e}\n  hint: state_dir must be a directory gleaner can create and write"))
+    })?;
+    Ok(Arc::new(store))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn fetch(path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(path)?;
+    std::fs::create_dir_all(&cfg.output_dir)
+        .map_err(|e| usage(format!("output_dir {}: {e}", cfg.output_dir.display())))?;
+    let store = open_store(&cfg)?;
+    let feeds = cfg.feeds.clone();
+    if feeds.is_empty() {
+        eprintln!("gleaner: {} has no [[feed]] entries; nothing to fetch", path.display());
+    }
+    let ctx = Arc::new(Context::new(cfg, store).context("cannot set up the fetcher")?);
+    ctx.recover().context("cannot recover interrupted writes")?;
+
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(feeds.len() as u64),
+        if std::io::stderr().is_terminal() {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} feeds  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let written = AtomicUsize::new(0);
+    let reports = runtime()?.block_on(pipeline::run_pass(ctx, feeds, |r| {
+        let n = written.fetch_add(r.new, Ordering::Relaxed) + r.new;
+        bar.set_message(format!("{n} new"));
+        bar.inc(1);
+    }));
+    bar.finish_and_clear();
+    print_summary(&reports)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(reports: &[FeedReport]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let w = reports.iter().map(|r| r.feed.len()).max().unwrap_or(4).max(4);
+    writeln!(out, "{:<w$}  {:>5}  {:>9}  {:>9}  {:>6}  status", "feed", "new", "duplicate", "near-dup", "failed")?;
+    let (mut new, mut dup, mut near, mut failed, mut bad) = (0, 0, 0, 0, 0);
+    for r in reports {
+        let status = match (&r.error, r.not_modified) {
+            (Some(e), _) => {
+                bad += 1;
+                format!("FAILED: {e}")
+            }
+            (None, true) => "not modified".to_string(),
+            (None, false) if r.failed > 0 => format!("{} item(s) failed, retried next pass", r.failed),
+            _ => "ok".to_string(),
+        };
+        writeln!(out, "{:<w$}  {:>5}  {:>9}  {:>9}  {:>6}  {status}", r.feed, r.new, r.duplicates, r.near_duplicates, r.failed)?;
+        for e in &r.item_errors {
+            writeln!(out, "{:<w$}    - {e}", "")?;
+        }
+        new += r.new;
+        dup += r.duplicates;
+        near += r.near_duplicates;
+        failed += r.failed;
+    }
+    writeln!(
+        out,
+        "total: {} feeds ({bad} failed), {new} new, {dup} duplicate, {near} near-duplicate, {failed} failed items",
+        reports.len()
+    )?;
+    Ok(())
+}
+
+/// Stem of an extract input: the file name without `.gz`, `.html`, `.htm`.
+fn stem_of(input: &str) -> String {
+    let name = input.rsplit(['/', '\\']).next().unwrap_or(input);
+    let mut s = name;
+    for ext in [".gz", ".html", ".htm", ".xhtml"] {
+        if let Some(x) = s.strip_suffix(ext) {
+            s = x;
+        }
+    }
+    if s.is_empty() || s == "-" {
+        "stdin".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn read_input(input: &str) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if input == "-" {
+        std::io::stdin().lock().read_to_end(&mut bytes).context("reading stdin")?;
+    } else {
+        bytes = std::fs::read(input).with_context(|| format!("reading {input}"))?;
+    }
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .take(extract::MAX_HTML_BYTES as u64 * 4)
+            .read_to_end(&mut out)
+            .with_context(|| format!("decompressing {input}"))?;
+        bytes = out;
+    }
+    Ok(bytes)
+}
+
+fn extract_cmd(base: Option<url::Url>, out_dir: Option<PathBuf>, jobs: Option<usize>, inputs: Vec<String>) -> anyhow::Result<ExitCode> {
+    if let Some(d) = &out_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    // URLs are fetched first (async); files are read by the workers.
+    let mut fetched: Vec<Option<(Vec<u8>, Option<String>, url::Url)>> = vec![None; inputs.len()];
+    if inputs.iter().any(|i| i.starts_with("http://") || i.starts_with("https://")) {
+        let fetcher = gleaner::fetch::Fetcher::new(&gleaner::config::FetchConfig::default())?;
+        let rt = runtime()?;
+        for (i, input) in inputs.iter().enumerate() {
+            if let Ok(u) = url::Url::parse(input) {
+                if matches!(u.scheme(), "http" | "https") {
+                    match rt.block_on(fetcher.get(&u, gleaner::fetch::Kind::Page, None, false))? {
+                        gleaner::fetch::Fetched::Body(b) => fetched[i] = Some((b.bytes, b.content_type, b.final_url)),
+                        gleaner::fetch::Fetched::NotModified => return Err(anyhow!("{input}: unexpected 304")),
+                    }
+                }
+            }
+        }
+    }
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 64);
+    let next = AtomicUsize::new(0);
+    let failures = AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<String>>> = inputs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(input) = inputs.get(i) else { break };
+                let r = (|| -> anyhow::Result<String> {
+                    let (bytes, ct, own_url) = match &fetched[i] {
+                        Some((b, ct, u)) => (b.clone(), ct.clone(), Some(u.clone())),
+                        None => (read_input(input)?, None, None),
+                    };
+                    let html = charset::decode(&bytes, ct.as_deref());
+                    let base = base.clone().or(own_url);
+                    let article = extract::extract(&html, base.as_ref());
+                    Ok(article.body())
+                })();
+                match r {
+                    Ok(text) => {
+                        if let Some(d) = &out_dir {
+                            let path = d.join(format!("{}.txt", stem_of(input)));
+                            if let Err(e) = std::fs::write(&path, format!("{text}\n")) {
+                                eprintln!("gleaner: {}: {e}", path.display());
+                                failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                        } else if let Ok(mut slot) = results[i].lock() {
+                            *slot = Some(text);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("gleaner: {e:#}");
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    if out_dir.is_none() {
+        let mut out = std::io::stdout().lock();
+        let many = inputs.len() > 1;
+        for (i, slot) in results.into_iter().enumerate() {
+            if let Some(text) = slot.into_inner().ok().flatten() {
+                if many {
+                    writeln!(out, "==> {} <==", inputs[i])?;
+                }
+                writeln!(out, "{text}")?;
+                if many {
+                    writeln!(out)?;
+                }
+            }
+        }
+    }
+    Ok(if failures.load(Ordering::Relaxed) > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,390 @@
+//! Configuration: one TOML file, validated up front.
+//!
+//! Every error names the file, the line and the key, because the person
+//! reading it is editing that file. Relative paths (and feed URLs written as
+//! bare paths) resolve against the config file's own directory, so a config
+//! works the same from any working directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+use url::Url;
+
+/// Where the daemon looks when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/gleaner/gleaner.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// The resolved configuration: absolute paths, parsed URLs, defaults filled in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    #[serde(skip)]
+    pub source: PathBuf,
+    pub output_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub fetch: FetchConfig,
+    pub dedupe: DedupeConfig,
+    pub extract: ExtractConfig,
+    #[serde(rename = "feed")]
+    pub feeds: Vec<Feed>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Feed {
+    pub name: String,
+    pub url: Url,
+}
+
+/// HTTP behaviour, shared by feed and page requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    /// Sent as `User-Agent`; the default names gleaner and its version.
+    pub user_agent: String,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Whole request, body included: a server trickling bytes is cut off here.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub max_feed_bytes: u64,
+    pub max_page_bytes: u64,
+    pub max_redirects: usize,
+    /// Requests in flight at once, over all hosts.
+    pub concurrency: usize,
+    /// Requests in flight at once to one host.
+    pub per_host: usize,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            user_agent: format!(
+                "gleaner/{} (+https://github.com/gleaner-news/gleaner)",
+                env!("CARGO_PKG_VERSION")
+            ),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_feed_bytes: 10 * 1024 * 1024,
+            max_page_bytes: 5 * 1024 * 1024,
+            max_redirects: 5,
+            concurrency: 32,
+            per_host: 4,
+        }
+    }
+}
+
+/// Near-duplicate detection over the extracted text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupeConfig {
+    /// How far back a story can be matched as a copy; `0s` disables
+    /// near-duplicate detection (exact URL and GUID dedupe always runs).
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Estimated Jaccard similarity of word shingles above which two texts
+    /// are one story.
+    pub threshold: f64,
+}
+
+impl Default for DedupeConfig {
+    fn default() -> Self {
+        DedupeConfig {
+            window: Duration::from_secs(7 * 24 * 3600),
+            threshold: 0.5,
+        }
+    }
+}
+
+/// Extraction settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExtractConfig {
+    /// Drop text blocks that the same host printed on this many other
+    /// stories (learned boilerplate); 0 disables learning.
+    pub learn_min_stories: u32,
+}
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        ExtractConfig {
+            learn_min_stories: 3,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    output_dir: Spanned<PathBuf>,
+    state_dir: Spanned<PathBuf>,
+    #[serde(default)]
+    fetch: FetchConfig,
+    #[serde(default)]
+    dedupe: DedupeConfig,
+    #[serde(default)]
+    extract: ExtractConfig,
+    #[serde(default)]
+    feed: Vec<RawFeed>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    name: Spanned<String>,
+    url: Spanned<String>,
+}
+
+/// Reads and validates the config at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Validates config `text` as if read from `path` (used for relative paths
+/// and error messages).
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let at = |span: std::ops::Range<usize>, message: String| {
+        let (line, column) = line_col(text, span.start);
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_string();
+        // toml points at the value for type errors; name the key too.
+        let message = match key_at(text, span.start) {
+            Some(key) if !message.contains(&format!("`{key}`")) => {
+                format!("key `{key}`: {message}")
+            }
+            _ => message,
+        };
+        at(span, message)
+    })?;
+
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base = std::path::absolute(&base).unwrap_or(base);
+    let resolve = |p: &Path| -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            normalize(&base.join(p))
+        }
+    };
+
+    let f = &raw.fetch;
+    let checks: [(&str, bool, &str); 6] = [
+        ("timeout", f.timeout.is_zero(), "must be more than 0s"),
+        ("connect_timeout", f.connect_timeout.is_zero(), "must be more than 0s"),
+        ("concurrency", f.concurrency == 0, "must be at least 1"),
+        ("per_host", f.per_host == 0, "must be at least 1"),
+        ("max_redirects", f.max_redirects > 20, "must be at most 20"),
+        ("max_page_bytes", f.max_page_bytes < 1024, "must be at least 1024"),
+    ];
+    for (key, bad, why) in checks {
+        if bad {
+            let span = find_key(text, key).unwrap_or(0..0);
+            return Err(at(span, format!("key `{key}`: {why}")));
+        }
+    }
+    if !(0.0..=1.0).contains(&raw.dedupe.threshold) {
+        let span = find_key(text, "threshold").unwrap_or(0..0);
+        return Err(at(span, "key `threshold`: must be between 0 and 1".into()));
+    }
+
+    let mut feeds: Vec<Feed> = Vec::with_capacity(raw.feed.len());
+    for rf in raw.feed {
+        let name = rf.name.get_ref().trim().to_string();
+        if let Err(why) = check_name(&name) {
+            return Err(at(rf.name.span(), format!("key `name`: {why}")));
+        }
+        if feeds.iter().any(|f| f.name == name) {
+            return Err(at(
+                rf.name.span(),
+                format!("key `name`: feed name `{name}` is used twice; names must be unique"),
+            ));
+        }
+        let url = resolve_feed_url(rf.url.get_ref(), &base)
+            .map_err(|why| at(rf.url.span(), format!("key `url`: {why}")))?;
+        feeds.push(Feed { name, url });
+    }
+
+    Ok(Config {
+        source: path.to_path_buf(),
+        output_dir: resolve(raw.output_dir.get_ref()),
+        state_dir: resolve(raw.state_dir.get_ref()),
+        fetch: raw.fetch,
+        dedupe: raw.dedupe,
+        extract: raw.extract,
+        feeds,
+    })
+}
+
+impl Config {
+    /// The resolved config as TOML, for `gleaner check`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// Feed names become directory names and log fields: keep them plain.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return Err(format!("`{name}` must not start with `.` or `-`"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "`{name}` may only hold ASCII letters, digits, `-`, `_` and `.`"
+        ));
+    }
+    Ok(())
+}
+
+fn resolve_feed_url(raw: &str, base: &Path) -> Result<Url, String> {
+    let raw = raw.trim();
+    match Url::parse(raw) {
+        Ok(url) => match url.scheme() {
+            "http" | "https" if url.host_str().is_some() => Ok(url),
+            "file" => Ok(url),
+            s => Err(format!("`{raw}`: scheme `{s}` is not supported (use http, https or file)")),
+        },
+        // No scheme: a path to a local feed, relative to the config file.
+        Err(url::ParseError::RelativeUrlWithoutBase) if !raw.is_empty() => {
+            let p = Path::new(raw);
+            let abs = if p.is_absolute() { p.to_path_buf() } else { normalize(&base.join(p)) };
+            Url::from_file_path(&abs).map_err(|()| format!("`{raw}` is not a usable file path"))
+        }
+        Err(e) => Err(format!("`{raw}` is not a valid URL: {e}")),
+    }
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The key on the line holding `offset`, if that line is `key = value`.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
+}
+
+/// Span of the first `key =` assignment in `text`, for errors found after parsing.
+fn find_key(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                let start = offset + (line.len() - t.len());
+                return Some(start..start + key.len());
+            }
+        }
+        offset += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new("/etc/gleaner/g.toml"))
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\nbogus = 1\n").unwrap_err().to_string();
+        assert!(e.starts_with("/etc/gleaner/g.toml:3:1:"), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn type_error_names_key() {
+        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\n[[feed]]\nname = \"a\"\nurl = 42\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":5:"), "{e}");
+        assert!(e.contains("`url`"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_config_dir() {
+        let c = p("output_dir = \"out\"\nstate_dir = \"../s\"\n[[feed]]\nname = \"a\"\nurl = \"feeds/a.rss\"\n").unwrap();
+        assert_eq!(c.output_dir, PathBuf::from("/etc/gleaner/out"));
+        assert_eq!(c.state_dir, PathBuf::from("/etc/s"));
+        assert_eq!(c.feeds[0].url.as_str(), "file:///etc/gleaner/feeds/a.rss");
+    }
+
+    #[test]
+    fn rejects_duplicate_and_unsafe_names_and_schemes() {
+        let base = "output_dir = \"o\"\nstate_dir = \"s\"\n";
+        let dup = format!("{base}[[feed]]\nname = \"a\"\nurl = \"http://x/1\"\n[[feed]]\nname = \"a\"\nurl = \"http://x/2\"\n");
+        assert!(p(&dup).unwrap_err().to_string().contains(":7:"));
+        let bad = format!("{base}[[feed]]\nname = \"../x\"\nurl = \"http://x/1\"\n");
+        assert!(p(&bad).is_err());
+        let ftp = format!("{base}[[feed]]\nname = \"a\"\nurl = \"ftp://x/1\"\n");
+        assert!(p(&ftp).unwrap_err().to_string().contains("ftp"));
+    }
+
+    #[test]
+    fn bad_value_after_parse_names_key() {
+        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\n[fetch]\nper_host = 0\n").unwrap_err().to_string();
+        assert!(e.contains(":4:") && e.contains("per_host"), "{e}");
+    }
+}

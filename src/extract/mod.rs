@@ -1,0 +1,165 @@
+//! HTML to article: the page's own text, without the site around it.
+//!
+//! `extract(html, base_url)` is pure: no I/O, no global state, deterministic.
+//! It parses the page once (html5ever via scraper), walks it into text blocks
+//! (`dom`), drops subtrees whose names say boilerplate (`hints`), scores the
+//! remaining containers by the prose they hold and picks the article
+//! (`select`), then trims what is left around it (`phrases`, trailing
+//! teasers). Learned per-host boilerplate is applied later, by the pipeline,
+//! with `Article::drop_blocks`.
+
+mod depth;
+mod dom;
+mod hints;
+mod meta;
+mod phrases;
+mod select;
+
+use scraper::Html;
+use serde::Serialize;
+use url::Url;
+
+pub use meta::Metadata;
+
+/// Pages larger than this are cut before parsing: the article is near the
+/// top, and parse time must stay bounded.
+pub const MAX_HTML_BYTES: usize = 8 * 1024 * 1024;
+/// Elements nested deeper than this are dropped before parsing (see `depth`).
+const MAX_NESTING: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockKind {
+    Paragraph,
+    Heading,
+    ListItem,
+    Quote,
+    Pre,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Block {
+    pub kind: BlockKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Article {
+    pub meta: Metadata,
+    pub blocks: Vec<Block>,
+}
+
+impl Article {
+    /// Paragraphs separated by one blank line, no trailing newline.
+    pub fn body(&self) -> String {
+        let mut out = String::new();
+        for b in &self.blocks {
+            if !out.is_empty() {
+                out.push_str("\n\n");
+            }
+            out.push_str(&b.text);
+        }
+        out
+    }
+
+    pub fn words(&self) -> usize {
+        self.blocks.iter().map(|b| b.text.split_whitespace().count()).sum()
+    }
+
+    /// Removes blocks for which `drop` says yes, then re-trims the end (a
+    /// removed promo can leave its heading behind).
+    pub fn drop_blocks(&mut self, mut drop: impl FnMut(&Block) -> bool) {
+        self.blocks.retain(|b| !drop(b));
+        trim_tail(&mut self.blocks);
+    }
+}
+
+/// Extracts the article from `html`. `base_url` resolves relative links in
+/// metadata (canonical URL).
+pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
+    let html = if html.len() > MAX_HTML_BYTES {
+        let mut end = MAX_HTML_BYTES;
+        while !html.is_char_boundary(end) {
+            end -= 1;
+        }
+        &html[..end]
+    } else {
+        html
+    };
+    let html = depth::cap_depth(html, MAX_NESTING);
+    let doc = Html::parse_document(&html);
+    let walk = dom::walk(&doc, &hints::skip);
+    let meta = meta::metadata(&walk.meta, base_url);
+    let keep = select::select(&doc, &walk.blocks);
+    let mut blocks: Vec<Block> = keep
+        .into_iter()
+        .map(|i| {
+            let b = &walk.blocks[i];
+            let kind = match b.tag {
+                _ if b.in_quote => BlockKind::Quote,
+                dom::Tag::Heading(_) => BlockKind::Heading,
+                dom::Tag::Li => BlockKind::ListItem,
+                dom::Tag::Pre => BlockKind::Pre,
+                _ => BlockKind::Paragraph,
+            };
+            Block {
+                kind,
+                text: b.text.clone(),
+            }
+        })
+        .collect();
+    drop_title(&mut blocks, meta.title.as_deref());
+    trim_tail(&mut blocks);
+    if blocks.iter().map(|b| b.text.len()).sum::<usize>() < 200 {
+        if let Some(body) = meta.ld_body.as_deref() {
+            if body.len() > 200 {
+                blocks = body
+                    .split('\n')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| Block {
+                        kind: BlockKind::Paragraph,
+                        text: p.to_string(),
+                    })
+                    .collect();
+            }
+        }
+    }
+    Article { meta, blocks }
+}
+
+fn norm(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The headline printed again at the top of the body is not body text.
+fn drop_title(blocks: &mut Vec<Block>, title: Option<&str>) {
+    let Some(title) = title.map(norm).filter(|t| !t.is_empty()) else {
+        return;
+    };
+    if let Some(i) = blocks.iter().take(4).position(|b| norm(&b.text) == title) {
+        blocks.remove(i);
+    }
+}
+
+/// A short line that ends the article with nothing after it is a teaser or
+/// the heading of a removed box ("For more news your way"), not content.
+fn trim_tail(blocks: &mut Vec<Block>) {
+    while let Some(last) = blocks.last() {
+        let t = last.text.trim_end();
+        let words = t.split_whitespace().count();
+        let sentence_end = t.ends_with(['.', '!', '?', '"', '”', '’', '»', '。', ')', '…']);
+        let heading_like = last.kind == BlockKind::Heading || (!sentence_end && words < 8);
+        if heading_like && t.chars().count() < 80 && blocks.len() > 1 {
+            blocks.pop();
+        } else {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+//! Finding the article among the blocks: score containers by the prose they
+//! hold, pick the best, add siblings that continue it, then drop what does
+//! not belong (link lists, boilerplate phrases, small ad-like subtrees).
+
+use std::collections::HashMap;
+
+use ego_tree::NodeId;
+use scraper::{Html, Node};
+
+use super::dom::{RawBlock, Tag};
+use super::hints::{hint, Hint};
+use super::phrases;
+
+#[derive(Default, Clone, Copy)]
+struct Stats {
+    score: f64,
+    chars: usize,
+    link_chars: usize,
+    scored: bool,
+}
+
+/// Blocks shorter than this say little about where the article is.
+const MIN_SCORING_CHARS: usize = 25;
+/// How many ancestor levels a paragraph's score reaches.
+const LEVELS: usize = 4;
+
+fn punctuation(text: &str) -> usize {
+    text.chars()
+        .filter(|c| matches!(c, ',' | '，' | '、' | '。' | '.' | ';' | '،'))
+        .count()
+}
+
+fn base_score(tag: &str, h: Hint) -> f64 {
+    let mut s = match tag {
+        "article" => 10.0,
+        "main" | "section" => 3.0,
+        "div" => 5.0,
+        "pre" | "td" | "blockquote" => 3.0,
+        "address" | "ol" | "ul" | "dl" | "dd" | "dt" | "li" | "form" => -3.0,
+        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "th" => -5.0,
+        _ => 0.0,
+    };
+    if h.positive {
+        s += 25.0;
+    }
+    if h.article_body {
+        s += 50.0;
+    }
+    if h.strong_negative || h.weak_negative {
+        s -= 25.0;
+    }
+    s
+}
+
+/// Returns the indices of `blocks` that make up the article, in order.
+pub fn select(doc: &Html, blocks: &[RawBlock]) -> Vec<usize> {
+    let mut stats: HashMap<NodeId, Stats> = HashMap::with_capacity(blocks.len() * 2);
+    let mut hints: HashMap<NodeId, Hint> = HashMap::new();
+    let total_chars: usize = blocks.iter().map(|b| b.chars).sum();
+    if total_chars == 0 {
+        return Vec::new();
+    }
+
+    for b in blocks {
+        let Some(node) = doc.tree.get(b.node) else { continue };
+        let density = b.link_chars as f64 / b.chars.max(1) as f64;
+        let content = b.chars >= MIN_SCORING_CHARS && density < 0.5 && !matches!(b.tag, Tag::Heading(_));
+        let points = 1.0 + punctuation(&b.text) as f64 + (b.chars as f64 / 100.0).min(3.0);
+        // Text directly in a <div> scores that div; a <p>'s text scores its parent.
+        let first = if matches!(b.tag, Tag::Div) && node.value().as_element().is_some_and(|e| e.name() != "p") {
+            Some(node)
+        } else {
+            node.parent()
+        };
+        let mut level = 0;
+        let mut cur = first;
+        // Ancestors below `first` still count the text (for link density).
+        for anc in node.ancestors().take_while(|a| Some(a.id()) != first.map(|f| f.id())) {
+            let st = stats.entry(anc.id()).or_default();
+            st.chars += b.chars;
+            st.link_chars += b.link_chars;
+        }
+        while let Some(n) = cur {
+            let Node::Element(e) = n.value() else { break };
+            let st = stats.entry(n.id()).or_default();
+            st.chars += b.chars;
+            st.link_chars += b.link_chars;
+            if level < LEVELS {
+                if !st.scored {
+                    let h = hint(e);
+                    hints.insert(n.id(), h);
+                    st.score += base_score(e.name(), h);
+                    st.scored = true;
+                }
+                if content {
+                    let divider = match level {
+                        0 => 1.0,
+                        1 => 2.0,
+                        l => l as f64 * 3.0,
+                    };
+                    st.score += points / divider;
+                }
+            }
+            level += 1;
+            cur = n.parent();
+        }
+    }
+
+    let final_score = |st: &Stats| {
+        let density = st.link_chars as f64 / st.chars.max(1) as f64;
+        st.score * (1.0 - density)
+    };
+    // Highest score; ties go to the earlier node for deterministic output.
+    let mut best: Option<(NodeId, f64)> = None;
+    let mut ids: Vec<&NodeId> = stats.keys().collect();
+    ids.sort();
+    for id in ids {
+        let st = &stats[id];
+        if !st.scored {
+            continue;
+        }
+        let s = final_score(st);
+        if best.is_none_or(|(_, b)| s > b) {
+            best = Some((*id, s));
+        }
+    }
+    let Some((top, top_score)) = best else {
+        return fallback(blocks);
+    };
+
+    let mut chosen: Vec<NodeId> = vec![top];
+    if let Some(top_node) = doc.tree.get(top) {
+        if let Some(parent) = top_node.parent() {
+            let threshold = (top_score * 0.2).max(10.0);
+            for sib in parent.children() {
+                if sib.id() == top || !sib.value().is_element() {
+                    continue;
+                }
+                let Some(st) = stats.get(&sib.id()) else { continue };
+                let density = st.link_chars as f64 / st.chars.max(1) as f64;
+                let h = hints.get(&sib.id()).copied().unwrap_or_default();
+                let ok = (st.scored && final_score(st) >= threshold && !h.strong_negative)
+                    || (sib.value().as_element().is_some_and(|e| e.name() == "p")
+                        && st.chars > 80
+                        && density < 0.25);
+                if ok {
+                    chosen.push(sib.id());
+                }
+            }
+        }
+    }
+
+    let container_chars: usize = chosen.iter().filter_map(|id| stats.get(id)).map(|s| s.chars).sum();
+    let mut keep = Vec::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let Some(node) = doc.tree.get(b.node) else { continue };
+        // Walk up to the chosen container, noting ad-like wrappers on the way.
+        let mut inside = false;
+        let mut weak_small = false;
+        for anc in std::iter::once(node).chain(node.ancestors()) {
+            if chosen.contains(&anc.id()) {
+                inside = true;
+                break;
+            }
+            if let Node::Element(e) = anc.value() {
+                let h = hints.get(&anc.id()).copied().unwrap_or_else(|| hint(e));
+                if h.weak_negative && !h.positive {
+                    let chars = stats.get(&anc.id()).map_or(b.chars, |s| s.chars);
+                    if chars * 4 < container_chars {
+                        weak_small = true;
+                    }
+                }
+            }
+        }
+        if !inside || weak_small {
+            continue;
+        }
+        let density = b.link_chars as f64 / b.chars.max(1) as f64;
+        if density > 0.5 {
+            continue;
+        }
+        if phrases::is_boilerplate(&b.text) {
+            continue;
+        }
+        keep.push(i);
+    }
+    keep
+}
+
+/// No container stood out: keep every prose-like block.
+fn fallback(blocks: &[RawBlock]) -> Vec<usize> {
+    blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.chars >= MIN_SCORING_CHARS && b.link_chars * 2 < b.chars && !phrases::is_boilerplate(&b.text))
+        .map(|(i, _)| i)
+        .collect()
+}

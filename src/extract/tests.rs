@@ -1,0 +1,90 @@
+use super::*;
+
+fn page(body: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Port strike ends | Daily Ledger</title>\
+         <meta property=\"og:title\" content=\"Port strike ends\"><link rel=\"canonical\" href=\"/news/port-strike\">\
+         <meta property=\"article:published_time\" content=\"2026-11-10T08:30:00+01:00\">\
+         <meta name=\"author\" content=\"Ana Ruiz\"></head><body>{body}</body></html>"
+    )
+}
+
+const PROSE: [&str; 4] = [
+    "Dock workers at the city's container port voted on Tuesday to end a strike that had idled cranes for nine days, the union said.",
+    "The agreement raises wages by six percent over two years and limits night shifts, according to a statement from the port authority.",
+    "Shipping lines had diverted more than forty vessels to neighbouring harbours during the stoppage, adding days to deliveries.",
+    "Traders said the backlog of containers would take at least a week to clear, with perishable goods given priority at the gates.",
+];
+
+fn article_html(extra_inside: &str) -> String {
+    let paras: String = PROSE.iter().map(|p| format!("<p>{p}</p>")).collect();
+    page(&format!(
+        "<div id=\"cookie-consent\" class=\"cc-banner\"><p>We use cookies to improve your experience.</p><button>Accept all</button></div>\
+         <header class=\"site-header\"><nav><ul><li><a href=\"/\">Home</a></li><li><a href=\"/world\">World</a></li></ul></nav></header>\
+         <main><article><h1>Port strike ends</h1><div class=\"share-bar\"><span>Share this article</span><a href=\"#\">Facebook</a></div>\
+         <div class=\"story-body\">{paras}{extra_inside}</div></article>\
+         <aside><section class=\"related\"><h2>Related stories</h2><ul><li><a href=\"/a\">Rail strike looms after talks fail</a></li></ul></section></aside></main>\
+         <footer><p>© 2026 Daily Ledger. All rights reserved.</p></footer>"
+    ))
+}
+
+#[test]
+fn keeps_the_article_and_drops_the_site() {
+    let a = extract(&article_html(""), Url::parse("https://ledger.example/x").ok().as_ref());
+    assert_eq!(a.body(), PROSE.join("\n\n"));
+    assert_eq!(a.meta.title.as_deref(), Some("Port strike ends"));
+    assert_eq!(a.meta.author.as_deref(), Some("Ana Ruiz"));
+    assert_eq!(a.meta.canonical_url.as_ref().map(Url::as_str), Some("https://ledger.example/news/port-strike"));
+    assert_eq!(a.meta.lang.as_deref(), Some("en"));
+    assert_eq!(a.meta.published.map(|d| d.to_rfc3339()).as_deref(), Some("2026-11-10T08:30:00+01:00"));
+}
+
+#[test]
+fn drops_app_promo_and_its_heading_inside_the_container() {
+    let promo = "<p>For more news your way</p><p>Download our app and read this and other great stories on the move. Available for Android and iOS.</p>";
+    let a = extract(&article_html(promo), None);
+    assert_eq!(a.body(), PROSE.join("\n\n"));
+}
+
+#[test]
+fn keeps_subheadings_lists_and_quotes() {
+    let extra = "<h2>What comes next</h2><p>The union will hold a further ballot in March on pensions, officials told reporters outside the hall.</p>\
+                 <ul><li>Wages rise six percent over two years.</li><li>Night shifts are capped at three a week.</li></ul>\
+                 <blockquote><p>We have won what we came for, and the port will be working again by morning.</p></blockquote>";
+    let a = extract(&article_html(extra), None);
+    let body = a.body();
+    assert!(body.contains("\n\nWhat comes next\n\n"), "{body}");
+    assert!(body.contains("Night shifts are capped"), "{body}");
+    assert!(a.blocks.iter().any(|b| b.kind == BlockKind::Quote), "{body}");
+}
+
+#[test]
+fn br_separated_paragraphs_and_inline_ads() {
+    let text: String = PROSE.iter().map(|p| format!("{p}<br><br>")).collect();
+    let html = page(&format!(
+        "<div class=\"top\"><div class=\"brand\">Ledger</div></div><div class=\"content-main\"><div class=\"txt\">{text}\
+         <div class=\"ad-slot\">ADVERTISEMENT</div><div class=\"inline-more\">READ MORE: <a href=\"/b\">Another story entirely</a></div></div></div>"
+    ));
+    let a = extract(&html, None);
+    assert_eq!(a.body(), PROSE.join("\n\n"));
+}
+
+#[test]
+fn hostile_input_does_not_panic() {
+    let deep = "<div>".repeat(100_000) + "text" + &"</div>".repeat(100_000);
+    let _ = extract(&deep, None);
+    let _ = extract("", None);
+    let _ = extract("<p>unclosed <b>bold <i>italic", None);
+    let _ = extract(&"<p>x</p>".repeat(200_000), None);
+}
+
+#[test]
+fn json_ld_metadata() {
+    let html = page(
+        "<script type=\"application/ld+json\">{\"@context\":\"https://schema.org\",\"@graph\":[{\"@type\":\"NewsArticle\",\
+         \"headline\":\"H\",\"author\":[{\"@type\":\"Person\",\"name\":\"Lee Park\"}],\"datePublished\":\"2026-11-09\"}]}</script><p>x</p>",
+    );
+    let a = extract(&html, None);
+    assert_eq!(a.meta.author.as_deref(), Some("Lee Park"));
+    assert_eq!(a.meta.published.map(|d| d.to_rfc3339()).as_deref(), Some("2026-11-09T00:00:00+00:00"));
+}

@@ -1,0 +1,255 @@
+//! Story files under `output_dir`: naming, rendering and atomic writes.
+//!
+//! The only module that writes under `output_dir`. A story is
+//! `<feed>/<YYYY>/<MM>/<DD>/<slug>-<id>.txt` plus `.json`. Each file is
+//! written to a hidden temp file in the same directory, fsynced, renamed into
+//! place, and the directory fsynced, so a reader never sees half a file.
+//! Names are built only from a validated feed name, digits, and a slug of
+//! letters, digits and dashes: nothing from the network can climb out.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of temp files; stale ones are removed at start-up.
+pub const TEMP_PREFIX: &str = ".gleaner-tmp-";
+/// Slugs are cut to this many characters (and bytes stay well under 255).
+const SLUG_CHARS: usize = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot update {path}: {message}")]
+    Json { path: PathBuf, message: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Another sighting of a story already written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Duplicate {
+    pub url: String,
+    pub feed: String,
+    pub seen_at: DateTime<Utc>,
+    /// `url`, `guid` or `text`: what made it the same story.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f64>,
+}
+
+/// The `.json` beside each `.txt`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoryMeta {
+    pub id: String,
+    pub url: String,
+    pub canonical_url: String,
+    pub feed: String,
+    pub title: String,
+    pub author: Option<String>,
+    pub published: Option<DateTime<Utc>>,
+    pub fetched_at: DateTime<Utc>,
+    pub words: usize,
+    pub lang: Option<String>,
+    pub duplicates: Vec<Duplicate>,
+}
+
+/// `<feed>/<YYYY>/<MM>/<DD>/<slug>-<id>` (no extension), relative to `output_dir`.
+pub fn story_stem(feed: &str, date: DateTime<Utc>, title: &str, id: &str) -> PathBuf {
+    let mut p = PathBuf::from(feed);
+    p.push(format!("{:04}", date.year()));
+    p.push(format!("{:02}", date.month()));
+    p.push(format!("{:02}", date.day()));
+    p.push(format!("{}-{}", slug(title), id));
+    p
+}
+
+/// Lowercase letters and digits (any script), single dashes between words.
+pub fn slug(title: &str) -> String {
+    let mut s = String::new();
+    let mut n = 0;
+    for word in title.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        if n > 0 {
+            if n + 1 >= SLUG_CHARS {
+                break;
+            }
+            s.push('-');
+            n += 1;
+        }
+        for c in word.chars().flat_map(char::to_lowercase) {
+            if n >= SLUG_CHARS {
+                break;
+            }
+            s.push(c);
+            n += 1;
+        }
+        if n >= SLUG_CHARS {
+            break;
+        }
+    }
+    let s = s.trim_end_matches('-');
+    if s.is_empty() {
+        "story".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Title, blank line, body, final newline.
+pub fn render_text(title: &str, body: &str) -> String {
+    let mut out = String::with_capacity(title.len() + body.len() + 3);
+    out.push_str(title);
+    out.push_str("\n\n");
+    out.push_str(body);
+    out.push('\n');
+    out
+}
+
+/// Writes the `.json` then the `.txt` of a story, each atomically.
+pub fn write_story(output_dir: &Path, stem: &Path, text: &str, meta: &StoryMeta) -> Result<(), OutputError> {
+    let base = output_dir.join(stem);
+    let dir = base.parent().unwrap_or(output_dir).to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let json = serde_json::to_vec_pretty(meta).map_err(|e| OutputError::Json {
+        path: base.clone(),
+        message: e.to_string(),
+    })?;
+    let json_path = base.with_extension("json");
+    let txt_path = base.with_extension("txt");
+    write_atomic(&json_path, &json)?;
+    write_atomic(&txt_path, text.as_bytes())?;
+    sync_dir(&dir);
+    Ok(())
+}
+
+/// Appends a sighting to a written story's `.json`, atomically.
+pub fn add_duplicate(output_dir: &Path, stem: &Path, dup: &Duplicate) -> Result<(), OutputError> {
+    let path = output_dir.join(stem).with_extension("json");
+    let bytes = std::fs::read(&path).map_err(io(&path))?;
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| OutputError::Json {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let entry = serde_json::to_value(dup).map_err(|e| OutputError::Json {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    match v.get_mut("duplicates").and_then(|d| d.as_array_mut()) {
+        Some(list) => {
+            // The same sighting twice (a re-polled feed) is recorded once.
+            if list.iter().any(|d| d.get("url") == entry.get("url") && d.get("feed") == entry.get("feed")) {
+                return Ok(());
+            }
+            list.push(entry)
+        }
+        None => {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("duplicates".into(), serde_json::Value::Array(vec![entry]));
+            }
+        }
+    }
+    let out = serde_json::to_vec_pretty(&v).map_err(|e| OutputError::Json {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    write_atomic(&path, &out)
+}
+
+/// Removes a story's files (used to undo a write the state store never recorded).
+pub fn remove_story(output_dir: &Path, stem: &Path) {
+    let base = output_dir.join(stem);
+    let _ = std::fs::remove_file(base.with_extension("txt"));
+    let _ = std::fs::remove_file(base.with_extension("json"));
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .map_err(io(path))?;
+    tmp.write_all(bytes).map_err(io(path))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    tmp.persist(path).map_err(|e| OutputError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Deletes stale temp files left in `dir` by a crash.
+pub fn clean_temp(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_titles_make_safe_names() {
+        let d = DateTime::parse_from_rfc3339("2026-11-05T10:00:00Z").unwrap().with_timezone(&Utc);
+        let p = story_stem("world", d, "../../etc/passwd", "abc123");
+        assert_eq!(p, PathBuf::from("world/2026/11/05/etc-passwd-abc123"));
+        let emoji = "😀".repeat(300);
+        assert_eq!(slug(&emoji), "story");
+        let long = "ü".repeat(300);
+        let s = slug(&long);
+        assert_eq!(s.chars().count(), SLUG_CHARS);
+        assert!(s.len() < 200);
+        assert_eq!(slug("Hello, World!  Again"), "hello-world-again");
+        assert_eq!(slug("日本語 ニュース"), "日本語-ニュース");
+    }
+
+    #[test]
+    fn writes_pair_and_appends_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let stem = PathBuf::from("f/2026/11/05/x-1");
+        let meta = StoryMeta {
+            id: "1".into(),
+            url: "http://a/x".into(),
+            canonical_url: "http://a/x".into(),
+            feed: "f".into(),
+            title: "X".into(),
+            author: None,
+            published: None,
+            fetched_at: Utc::now(),
+            words: 2,
+            lang: None,
+            duplicates: vec![],
+        };
+        write_story(dir.path(), &stem, "X\n\nhello there\n", &meta).unwrap();
+        let dup = Duplicate { url: "http://b/x".into(), feed: "g".into(), seen_at: Utc::now(), matched_by: None, similarity: None };
+        add_duplicate(dir.path(), &stem, &dup).unwrap();
+        add_duplicate(dir.path(), &stem, &dup).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("f/2026/11/05/x-1.json")).unwrap()).unwrap();
+        assert_eq!(v["duplicates"].as_array().unwrap().len(), 1);
+        let leftovers = std::fs::read_dir(dir.path().join("f/2026/11/05")).unwrap().count();
+        assert_eq!(leftovers, 2);
+    }
+}

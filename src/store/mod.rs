@@ -1,0 +1,100 @@
+//! What gleaner remembers between passes: feed validators and health, the
+//! keys of every story seen, the near-duplicate index, learned boilerplate,
+//! and writes in flight.
+//!
+//! `StateStore` is the whole contract; `sqlite::SqliteStore` is the embedded
+//! backend (a PostgreSQL one can implement the same trait). Keys are the
+//! 64-bit hashes from `dedupe`, stored as SQL integers.
+
+pub mod sqlite;
+
+use chrono::{DateTime, Utc};
+
+use crate::dedupe::Signature;
+use crate::fetch::Validators;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("state directory {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state directory {0} is in use by another gleaner process (lock held on {0}/lock)")]
+    Locked(String),
+    #[error("state store {path} has schema version {found}; this gleaner understands up to {supported}: upgrade gleaner")]
+    TooNew { path: String, found: i64, supported: i64 },
+}
+
+/// Per-feed polling state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedState {
+    pub validators: Validators,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub failures: u32,
+    pub items: u64,
+}
+
+/// A story already written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoryRef {
+    pub id: i64,
+    /// Path stem relative to `output_dir` (see `output::story_stem`).
+    pub stem: String,
+}
+
+/// A story about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewStory<'a> {
+    pub stem: &'a str,
+    pub feed: &'a str,
+    pub created: DateTime<Utc>,
+    /// Item key, canonical URL key and any other key that names this story.
+    pub keys: &'a [u64],
+    pub signature: Option<&'a Signature>,
+}
+
+pub trait StateStore: Send + Sync {
+    fn feed_state(&self, feed: &str) -> Result<FeedState, StoreError>;
+    fn all_feeds(&self) -> Result<Vec<(String, FeedState)>, StoreError>;
+    /// Records a successful poll; `validators` is None for a 304 (keep the old ones).
+    fn feed_ok(&self, feed: &str, validators: Option<&Validators>, new_items: u64, now: DateTime<Utc>)
+        -> Result<(), StoreError>;
+    fn feed_failed(&self, feed: &str, error: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The story a key names, if any.
+    fn story_by_key(&self, key: u64) -> Result<Option<StoryRef>, StoreError>;
+    /// Makes more keys name an existing story.
+    fn add_keys(&self, story: i64, keys: &[u64]) -> Result<(), StoreError>;
+    /// Records a written story with its keys and near-duplicate signature, in one transaction.
+    fn add_story(&self, story: &NewStory<'_>) -> Result<i64, StoreError>;
+    /// Forgets a story and every key naming it (its files were never written).
+    fn remove_story(&self, story: i64) -> Result<(), StoreError>;
+    /// Forgets every feed's validators, so the next pass re-reads every feed.
+    fn clear_validators(&self) -> Result<(), StoreError>;
+    /// Stories created at or after `since` sharing an LSH band with `sig`.
+    fn near_candidates(&self, sig: &Signature, since: DateTime<Utc>)
+        -> Result<Vec<(StoryRef, Signature)>, StoreError>;
+
+    /// How many earlier stories of `host` carried each block fingerprint.
+    fn block_counts(&self, host: u64, blocks: &[u64]) -> Result<Vec<u32>, StoreError>;
+    /// Counts one more story of `host` carrying these (distinct) blocks.
+    fn learn_blocks(&self, host: u64, blocks: &[u64], now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Notes a story write in flight (its stem and the key it will be
+    /// recorded under), so a crash between files and record can be undone.
+    fn begin_write(&self, stem: &str, key: u64) -> Result<(), StoreError>;
+    fn end_write(&self, stem: &str) -> Result<(), StoreError>;
+    fn pending_writes(&self) -> Result<Vec<(String, u64)>, StoreError>;
+}

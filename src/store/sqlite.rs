@@ -1,0 +1,392 @@
+//! The embedded state store: one SQLite database (WAL) under `state_dir`.
+//!
+//! Why SQLite (bundled via rusqlite): WAL commits survive kill -9, the file
+//! opens in the stock `sqlite3` shell for inspection and backup, and its
+//! tables and `ON CONFLICT` idioms carry over to PostgreSQL. One connection
+//! behind a mutex: every call is a few index lookups, far cheaper than the
+//! HTTP work around it. A lock file keeps a second process out.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{FeedState, NewStory, StateStore, StoreError, StoryRef};
+use crate::dedupe::Signature;
+use crate::fetch::Validators;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS feeds (
+    name TEXT PRIMARY KEY,
+    etag TEXT,
+    last_modified TEXT,
+    last_success INTEGER,
+    last_error TEXT,
+    last_error_at INTEGER,
+    failures INTEGER NOT NULL DEFAULT 0,
+    items INTEGER NOT NULL DEFAULT 0
+);
+-- Every key that names a story: item keys (GUID / link / title+date) and URL keys.
+CREATE TABLE IF NOT EXISTS keys (
+    key INTEGER PRIMARY KEY,
+    story INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stories (
+    id INTEGER PRIMARY KEY,
+    stem TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    sig BLOB
+);
+-- LSH bands of near-duplicate signatures.
+CREATE TABLE IF NOT EXISTS bands (
+    band INTEGER NOT NULL,
+    story INTEGER NOT NULL,
+    PRIMARY KEY (band, story)
+) WITHOUT ROWID;
+-- Learned boilerplate: how many stories of a host printed a block.
+CREATE TABLE IF NOT EXISTS blocks (
+    host INTEGER NOT NULL,
+    block INTEGER NOT NULL,
+    stories INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (host, block)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (
+    stem TEXT PRIMARY KEY,
+    key INTEGER NOT NULL
+);
+";
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    // Held for the life of the store: the OS drops the lock if we die.
+    _lock: File,
+}
+
+fn k(key: u64) -> i64 {
+    key as i64
+}
+
+fn ts(t: Option<i64>) -> Option<DateTime<Utc>> {
+    t.and_then(|s| Utc.timestamp_opt(s, 0).single())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `state_dir`, taking its lock.
+    pub fn open(state_dir: &Path) -> Result<Self, StoreError> {
+        let io = |source| StoreError::Io {
+            path: state_dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(state_dir).map_err(io)?;
+        let lock = File::create(state_dir.join("lock")).map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked(state_dir.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let path = state_dir.join("state.sqlite");
+        let err = |source| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        // WAL + NORMAL: a commit survives a process crash (kill -9); at worst a
+        // power cut loses the last commits, and re-doing them rewrites the same paths.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.display().to_string(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path,
+            _lock: lock,
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut conn).map_err(|source| StoreError::Sqlite {
+            path: self.path.display().to_string(),
+            source,
+        })
+    }
+}
+
+fn feed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedState> {
+    Ok(FeedState {
+        validators: Validators {
+            etag: r.get(0)?,
+            last_modified: r.get(1)?,
+        },
+        last_success: ts(r.get(2)?),
+        last_error: r.get(3)?,
+        last_error_at: ts(r.get(4)?),
+        failures: r.get(5)?,
+        items: r.get::<_, i64>(6)?.max(0) as u64,
+    })
+}
+
+impl StateStore for SqliteStore {
+    fn feed_state(&self, feed: &str) -> Result<FeedState, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT etag, last_modified, last_success, last_error, last_error_at, failures, items
+                 FROM feeds WHERE name = ?1",
+                [feed],
+                feed_row,
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+        })
+    }
+
+    fn all_feeds(&self) -> Result<Vec<(String, FeedState)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT etag, last_modified, last_success, last_error, last_error_at, failures, items, name
+                 FROM feeds ORDER BY name",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(7)?, feed_row(r)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn feed_ok(&self, feed: &str, v: Option<&Validators>, new_items: u64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO feeds (name, etag, last_modified, last_success, failures, items)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                 ON CONFLICT(name) DO UPDATE SET
+                   etag = CASE WHEN ?6 THEN excluded.etag ELSE etag END,
+                   last_modified = CASE WHEN ?6 THEN excluded.last_modified ELSE last_modified END,
+                   last_success = excluded.last_success, failures = 0, items = items + excluded.items",
+                params![
+                    feed,
+                    v.and_then(|v| v.etag.clone()),
+                    v.and_then(|v| v.last_modified.clone()),
+                    now.timestamp(),
+                    new_items as i64,
+                    v.is_some()
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn feed_failed(&self, feed: &str, error: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO feeds (name, last_error, last_error_at, failures) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT(name) DO UPDATE SET last_error = excluded.last_error,
+                   last_error_at = excluded.last_error_at, failures = failures + 1",
+                params![feed, error, now.timestamp()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn story_by_key(&self, key: u64) -> Result<Option<StoryRef>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached("SELECT s.id, s.stem FROM keys k JOIN stories s ON s.id = k.story WHERE k.key = ?1")?
+                .query_row([k(key)], |r| Ok(StoryRef { id: r.get(0)?, stem: r.get(1)? }))
+                .optional()
+        })
+    }
+
+    fn add_keys(&self, story: i64, keys: &[u64]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached("INSERT OR IGNORE INTO keys (key, story) VALUES (?1, ?2)")?;
+                for key in keys {
+                    st.execute(params![k(*key), story])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    fn add_story(&self, s: &NewStory<'_>) -> Result<i64, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO stories (stem, created, sig) VALUES (?1, ?2, ?3)",
+                params![s.stem, s.created.timestamp(), s.signature.map(Signature::to_bytes)],
+            )?;
+            let id = tx.last_insert_rowid();
+            {
+                let mut st = tx.prepare_cached("INSERT OR IGNORE INTO keys (key, story) VALUES (?1, ?2)")?;
+                for key in s.keys {
+                    st.execute(params![k(*key), id])?;
+                }
+                if let Some(sig) = s.signature {
+                    let mut st = tx.prepare_cached("INSERT OR IGNORE INTO bands (band, story) VALUES (?1, ?2)")?;
+                    for band in sig.band_keys() {
+                        st.execute(params![k(band), id])?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    fn remove_story(&self, story: i64) -> Result<(), StoreError> {
+        // Rare (a failed write): a table scan beats an index paid on every story.
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM keys WHERE story = ?1", [story])?;
+            tx.execute("DELETE FROM bands WHERE story = ?1", [story])?;
+            tx.execute("DELETE FROM stories WHERE id = ?1", [story])?;
+            tx.commit()
+        })
+    }
+
+    fn clear_validators(&self) -> Result<(), StoreError> {
+        self.with(|c| c.execute("UPDATE feeds SET etag = NULL, last_modified = NULL", []).map(|_| ()))
+    }
+
+    fn near_candidates(&self, sig: &Signature, since: DateTime<Utc>) -> Result<Vec<(StoryRef, Signature)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT s.id, s.stem, s.sig FROM bands b JOIN stories s ON s.id = b.story
+                 WHERE b.band = ?1 AND s.created >= ?2",
+            )?;
+            let mut out: Vec<(StoryRef, Signature)> = Vec::new();
+            for band in sig.band_keys() {
+                let rows = st.query_map(params![k(band), since.timestamp()], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+                })?;
+                for row in rows {
+                    let (id, stem, sig) = row?;
+                    if out.iter().any(|(s, _)| s.id == id) {
+                        continue;
+                    }
+                    if let Some(sig) = sig.as_deref().and_then(Signature::from_bytes) {
+                        out.push((StoryRef { id, stem }, sig));
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn block_counts(&self, host: u64, blocks: &[u64]) -> Result<Vec<u32>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare_cached("SELECT stories FROM blocks WHERE host = ?1 AND block = ?2")?;
+            blocks
+                .iter()
+                .map(|b| {
+                    st.query_row(params![k(host), k(*b)], |r| r.get::<_, u32>(0))
+                        .optional()
+                        .map(Option::unwrap_or_default)
+                })
+                .collect()
+        })
+    }
+
+    fn learn_blocks(&self, host: u64, blocks: &[u64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO blocks (host, block, stories, last_seen) VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT(host, block) DO UPDATE SET stories = stories + 1, last_seen = excluded.last_seen",
+                )?;
+                for b in blocks {
+                    st.execute(params![k(host), k(*b), now.timestamp()])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    fn begin_write(&self, stem: &str, key: u64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached("INSERT OR REPLACE INTO pending (stem, key) VALUES (?1, ?2)")?
+                .execute(params![stem, k(key)])
+                .map(|_| ())
+        })
+    }
+
+    fn end_write(&self, stem: &str) -> Result<(), StoreError> {
+        self.with(|c| c.prepare_cached("DELETE FROM pending WHERE stem = ?1")?.execute([stem]).map(|_| ()))
+    }
+
+    fn pending_writes(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT stem, key FROM pending ORDER BY stem")?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feeds_keys_and_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert!(matches!(SqliteStore::open(dir.path()), Err(StoreError::Locked(_))));
+        let v = Validators { etag: Some("\"e1\"".into()), last_modified: None };
+        let now = Utc::now();
+        s.feed_ok("a", Some(&v), 3, now).unwrap();
+        s.feed_ok("a", None, 0, now).unwrap();
+        assert_eq!(s.feed_state("a").unwrap().validators, v);
+        s.feed_failed("a", "boom", now).unwrap();
+        s.feed_failed("a", "boom", now).unwrap();
+        let st = s.feed_state("a").unwrap();
+        assert_eq!((st.failures, st.items, st.last_error.as_deref()), (2, 3, Some("boom")));
+
+        let id = s
+            .add_story(&NewStory { stem: "a/x-1", feed: "a", created: now, keys: &[1, u64::MAX], signature: None })
+            .unwrap();
+        assert_eq!(s.story_by_key(u64::MAX).unwrap().unwrap().id, id);
+        assert_eq!(s.story_by_key(2).unwrap(), None);
+        s.add_keys(id, &[2]).unwrap();
+        assert_eq!(s.story_by_key(2).unwrap().unwrap().stem, "a/x-1");
+
+        s.begin_write("a/x-2", 9).unwrap();
+        assert_eq!(s.pending_writes().unwrap(), vec![("a/x-2".to_string(), 9)]);
+        s.end_write("a/x-2").unwrap();
+        assert!(s.pending_writes().unwrap().is_empty());
+        drop(s);
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(s.feed_state("a").unwrap().items, 3);
+    }
+
+    #[test]
+    fn near_candidates_respect_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let text: String = (0..200).map(|i| format!("word{} ", i % 97 * 7 + i)).collect();
+        let sig = Signature::of(&text).unwrap();
+        let old = Utc::now() - chrono::Duration::days(30);
+        s.add_story(&NewStory { stem: "a/x", feed: "a", created: old, keys: &[5], signature: Some(&sig) }).unwrap();
+        assert_eq!(s.near_candidates(&sig, old).unwrap().len(), 1);
+        assert!(s.near_candidates(&sig, Utc::now() - chrono::Duration::days(7)).unwrap().is_empty());
+        s.learn_blocks(7, &[1, 2], Utc::now()).unwrap();
+        s.learn_blocks(7, &[1], Utc::now()).unwrap();
+        assert_eq!(s.block_counts(7, &[1, 2, 3]).unwrap(), vec![2, 1, 0]);
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests for the `gleaner` binary.
+//!
+//! Everything runs against a real HTTP/1.1 server bound to 127.0.0.1:0
+//! (`common::server`) and a fresh temporary directory (`common::testdir`).
+
+mod common;
+
+mod cli_check;
+mod extract_cli;
+mod fetch_pass;
