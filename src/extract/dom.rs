@@ -62,9 +62,65 @@ fn is_skipped(name: &str) -> bool {
         name,
         "script" | "style" | "noscript" | "template" | "svg" | "math" | "iframe" | "object"
             | "embed" | "canvas" | "video" | "audio" | "select" | "option" | "button" | "input"
-            | "textarea" | "nav" | "aside" | "footer" | "dialog" | "menu" | "map"
-            | "picture" | "source" | "track" | "figcaption" | "label"
+            | "textarea" | "dialog" | "map" | "picture" | "source" | "track" | "figcaption"
+            | "label"
     )
+}
+
+/// Page-structure elements: dropped unless they hold most of the page's text
+/// (some templates put the whole page in an `<aside>` or `<nav>`).
+fn is_structural(name: &str) -> bool {
+    matches!(name, "nav" | "aside" | "footer" | "menu")
+}
+
+/// Text characters under each element, counted once before the walk.
+fn text_sizes(doc: &Html) -> (std::collections::HashMap<NodeId, usize>, usize) {
+    let mut sizes = std::collections::HashMap::new();
+    let mut stack: Vec<(NodeId, usize)> = Vec::new();
+    let mut skip: Option<NodeId> = None;
+    for edge in doc.tree.root().traverse() {
+        match edge {
+            Edge::Open(node) => {
+                if skip.is_some() {
+                    continue;
+                }
+                match node.value() {
+                    Node::Element(e) => {
+                        if is_skipped(e.name()) || e.name() == "head" {
+                            skip = Some(node.id());
+                        } else {
+                            stack.push((node.id(), 0));
+                        }
+                    }
+                    Node::Text(t) => {
+                        if let Some(top) = stack.last_mut() {
+                            top.1 += t.trim().len();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Edge::Close(node) => {
+                if skip == Some(node.id()) {
+                    skip = None;
+                    continue;
+                }
+                if skip.is_some() || !node.value().is_element() {
+                    continue;
+                }
+                if let Some((id, n)) = stack.pop() {
+                    sizes.insert(id, n);
+                    if let Some(parent) = stack.last_mut() {
+                        parent.1 += n;
+                    }
+                }
+            }
+        }
+    }
+    let total = sizes.get(&doc.tree.root().id()).copied().unwrap_or_else(|| {
+        doc.tree.root().children().filter_map(|c| sizes.get(&c.id())).sum()
+    });
+    (sizes, total)
 }
 
 fn is_inline(name: &str) -> bool {
@@ -117,9 +173,11 @@ struct Frame {
     tag: Tag,
 }
 
-/// Collects blocks and metadata. `skip` decides, per element, whether its
-/// whole subtree is boilerplate by its attributes.
-pub fn walk(doc: &Html, skip: &dyn Fn(&Element) -> bool) -> Walk {
+/// Collects blocks and metadata. `skip` decides, per element and the share
+/// of the page's text it holds, whether its whole subtree is boilerplate.
+pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
+    let (sizes, total) = text_sizes(doc);
+    let share = |id: NodeId| sizes.get(&id).copied().unwrap_or(0) as f64 / total.max(1) as f64;
     let mut blocks = Vec::new();
     let mut meta = Meta::default();
     let mut stack: Vec<Frame> = vec![Frame {
@@ -209,7 +267,12 @@ pub fn walk(doc: &Html, skip: &dyn Fn(&Element) -> bool) -> Walk {
                             }
                             continue;
                         }
-                        if depth > MAX_DEPTH || is_skipped(name) || is_hidden(e) || skip(e) {
+                        if depth > MAX_DEPTH
+                            || is_skipped(name)
+                            || (is_structural(name) && share(node.id()) < 0.3)
+                            || (is_hidden(e) && share(node.id()) < 0.3)
+                            || skip(e, share(node.id()))
+                        {
                             skipping = Some(node.id());
                             continue;
                         }

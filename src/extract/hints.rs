@@ -13,6 +13,9 @@ pub struct Hint {
     pub positive: bool,
     /// Never article text: share bars, comments, related lists, promos, ...
     pub strong_negative: bool,
+    /// Page structure around the article (nav, sidebar, footer, widgets):
+    /// dropped when small, since some templates wrap everything in such names.
+    pub structural: bool,
     /// Often not article text (ads, captions, bylines) but too common a word
     /// to drop a large subtree for.
     pub weak_negative: bool,
@@ -22,16 +25,19 @@ pub struct Hint {
 
 const STRONG_PREFIXES: &[&str] = &[
     "share", "sharing", "social", "comment", "related", "recommend", "promo", "newsletter",
-    "subscri", "cookie", "consent", "gdpr", "sidebar", "breadcrumb", "footer", "outbrain",
-    "taboola", "disqus", "popup", "modal", "signup", "paywall", "toolbar", "pagination",
-    "navbar", "navigation", "jp-related", "relatedposts", "sharedaddy", "trending", "mostread",
-    "mostpopular", "readmore", "read-more", "inline-more", "appdownload", "app-promo",
-    "skiplink", "skip-link", "topic-list", "topiclist", "taglist", "tag-list",
+    "subscri", "cookie", "consent", "gdpr", "breadcrumb", "outbrain", "taboola", "disqus",
+    "popup", "modal", "signup", "paywall", "jp-related", "relatedposts", "sharedaddy",
+    "trending", "mostread", "mostpopular", "readmore", "read-more", "inline-more",
+    "appdownload", "app-promo", "skiplink", "skip-link", "topic-list", "topiclist", "taglist",
+    "tag-list",
 ];
 const STRONG_WORDS: &[&str] = &[
-    "nav", "menu", "widget", "widgets", "banner", "masthead", "login", "comments", "related",
-    "share", "social", "footer", "sidebar", "overlay", "newsletter", "promo", "tags", "more",
-    "recirc", "rail",
+    "login", "comments", "related", "share", "social", "newsletter", "promo", "recirc",
+];
+const STRUCTURAL_PREFIXES: &[&str] = &["sidebar", "footer", "navbar", "navigation", "toolbar", "pagination"];
+const STRUCTURAL_WORDS: &[&str] = &[
+    "nav", "menu", "widget", "widgets", "banner", "masthead", "footer", "sidebar", "overlay",
+    "tags", "more", "rail",
 ];
 const WEAK_WORDS: &[&str] = &[
     "ad", "ads", "adv", "advert", "advertisement", "advertising", "sponsor", "sponsored",
@@ -56,7 +62,7 @@ pub fn hint(e: &Element) -> Hint {
     if let Some(role) = e.attr("role") {
         match role.trim().to_ascii_lowercase().as_str() {
             "navigation" | "banner" | "complementary" | "contentinfo" | "dialog" | "alertdialog"
-            | "search" | "menu" | "menubar" | "toolbar" => h.strong_negative = true,
+            | "search" | "menu" | "menubar" | "toolbar" => h.structural = true,
             "main" | "article" => h.positive = true,
             _ => {}
         }
@@ -68,9 +74,14 @@ pub fn hint(e: &Element) -> Hint {
             if STRONG_PREFIXES.iter().any(|p| token.starts_with(p)) && !token.starts_with("commentary") {
                 h.strong_negative = true;
             }
+            if STRUCTURAL_PREFIXES.iter().any(|p| token.starts_with(p)) {
+                h.structural = true;
+            }
             for word in token.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
                 if STRONG_WORDS.contains(&word) {
                     h.strong_negative = true;
+                } else if STRUCTURAL_WORDS.contains(&word) {
+                    h.structural = true;
                 } else if WEAK_WORDS.contains(&word) {
                     h.weak_negative = true;
                 } else if POSITIVE_WORDS.contains(&word) {
@@ -86,10 +97,18 @@ pub fn hint(e: &Element) -> Hint {
     h
 }
 
-/// Whether the walk should drop this element's whole subtree.
-pub fn skip(e: &Element) -> bool {
+/// Whether the walk should drop this element's whole subtree, given the
+/// share of the page's text it holds: boilerplate names on a subtree holding
+/// most of the page are a template's quirk, not boilerplate.
+pub fn skip(e: &Element, share: f64) -> bool {
+    if matches!(e.name(), "body" | "html" | "main" | "article") {
+        return false;
+    }
     let h = hint(e);
-    h.strong_negative && !h.positive && !matches!(e.name(), "body" | "html" | "main" | "article")
+    if h.positive {
+        return false;
+    }
+    (h.strong_negative && share < 0.6) || (h.structural && share < 0.3)
 }
 
 #[cfg(test)]
@@ -110,6 +129,7 @@ mod tests {
     #[test]
     fn classifies_common_names() {
         assert!(first(r#"<div class="share-bar"></div>"#).strong_negative);
+        assert!(first(r#"<div class="elementor-widget-container"></div>"#).structural);
         assert!(first(r#"<div id="jp-relatedposts"></div>"#).strong_negative);
         assert!(first(r#"<div data-component="newsletter"></div>"#).strong_negative);
         assert!(first(r#"<div class="ad-slot"></div>"#).weak_negative);

@@ -6,22 +6,29 @@
 
 /// Blocks longer than this (in chars) are article prose whatever they say.
 const MAX_CHARS: usize = 220;
+/// Generic words ("newsletter", "most popular") judge only blocks this short.
+const MAX_WEAK_CHARS: usize = 80;
 
-/// Phrases that mark a short block as boilerplate wherever they appear in it.
-const ANYWHERE: &[&str] = &[
+/// Phrases that only a promo, notice or share prompt says.
+const STRONG: &[&str] = &[
     "download our app", "download the app", "get the app", "get our app", "available for android",
     "available on android", "available for ios", "available on ios", "available on the app store",
-    "on google play", "app store and google play", "sign up for our", "sign up to our",
-    "subscribe to our newsletter", "sign up for the newsletter", "in your inbox", "we use cookies",
-    "uses cookies", "accept all cookies", "cookie policy", "all rights reserved", "share this article",
-    "share this story", "share on facebook", "share on twitter", "click to share", "follow us on",
-    "like us on facebook", "related stories", "related articles", "you may also like",
-    "recommended for you", "most popular", "most read", "leave a comment", "leave a reply",
-    "thoughts on “", "thoughts on \"", "responses to “", "this article was originally published",
-    "newsletter", "read more:", "read more »", "continue reading", "click here to",
-    "laden sie unsere app", "descarga nuestra app", "téléchargez notre application",
-    "scarica la nostra app", "todos los derechos reservados", "tous droits réservés",
-    "alle rechte vorbehalten", "tutti i diritti riservati",
+    "on google play", "app store and google play", "sign up for our newsletter",
+    "subscribe to our newsletter", "sign up for the newsletter", "sign up to our newsletter",
+    "we use cookies", "uses cookies to", "accept all cookies", "all rights reserved",
+    "share this article", "share this story", "click to share", "thoughts on “", "thoughts on \"",
+    "responses to “", "leave a reply", "leave a comment", "laden sie unsere app",
+    "descarga nuestra app", "téléchargez notre application", "scarica la nostra app",
+    "todos los derechos reservados", "tous droits réservés", "alle rechte vorbehalten",
+    "tutti i diritti riservati",
+];
+
+/// Phrases that mark a block only when it is short, not a sentence of prose.
+const WEAK: &[&str] = &[
+    "newsletter", "in your inbox", "follow us on", "like us on facebook", "related stories",
+    "related articles", "you may also like", "recommended for you", "most popular", "most read",
+    "read more:", "read more »", "continue reading", "click here to", "cookie policy",
+    "share on facebook", "share on twitter", "sign up",
 ];
 
 /// Blocks that are exactly one of these (ignoring case and punctuation).
@@ -48,7 +55,10 @@ pub fn is_boilerplate(text: &str) -> bool {
     if EXACT.contains(&bare.as_str()) {
         return true;
     }
-    ANYWHERE.iter().any(|p| lower.contains(p))
+    if STRONG.iter().any(|p| lower.contains(p)) {
+        return true;
+    }
+    text.chars().count() <= MAX_WEAK_CHARS && WEAK.iter().any(|p| lower.contains(p))
 }
 
 #[cfg(test)]
@@ -69,5 +79,8 @@ mod tests {
         assert!(!is_boilerplate("The minister said the app would be available next year."));
         let long = "Download our app ".repeat(20);
         assert!(!is_boilerplate(&long));
+        assert!(!is_boilerplate(
+            "Its rye sourdough is now the most popular loaf in the district, and the owners plan a second shop."
+        ));
     }
 }
