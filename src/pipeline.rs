@@ -34,6 +34,8 @@ use crate::charset;
 /// Blocks longer than this are article prose, not site furniture: they are
 /// neither learned nor dropped as boilerplate.
 const MAX_LEARNED_BLOCK_CHARS: usize = 400;
+/// Share of a site's stories that must carry a block for it to be furniture.
+const BOILERPLATE_SHARE: f64 = 0.25;
 
 /// How one feed fared in a pass.
 #[derive(Debug, Clone, Default)]
@@ -301,38 +303,47 @@ fn block_key(text: &str) -> u64 {
     dedupe::hash64(&[b"block", norm.as_bytes()])
 }
 
-fn host_key(url: &Url) -> u64 {
+/// The "sites" a page belongs to for learned boilerplate: its host, and its
+/// host plus first path segment (many hosts serve several publications, or
+/// sections with their own furniture, under one name).
+fn site_keys(url: &Url) -> Vec<u64> {
     let host = url.host_str().unwrap_or("");
-    // One site's pages share their boilerplate; key on the host and the first
-    // path segment when the host serves many sites (as hosting platforms do).
-    dedupe::hash64(&[b"host", host.as_bytes()])
+    let mut keys = vec![dedupe::hash64(&[b"site", host.as_bytes()])];
+    let mut segs = url.path_segments().into_iter().flatten().filter(|s| !s.is_empty());
+    if let (Some(first), Some(_)) = (segs.next(), segs.next()) {
+        if !first.bytes().all(|b| b.is_ascii_digit()) {
+            keys.push(dedupe::hash64(&[b"site", host.as_bytes(), first.as_bytes()]));
+        }
+    }
+    keys
 }
 
-/// Drops blocks that other stories of the same host also printed: promos and
-/// footers inside the article container. Evidence is what the store learned
-/// from earlier stories plus the other pages of this batch (a cold start).
-/// A block unique to its article is never dropped.
+/// Fingerprints of an article's short blocks, sorted and distinct.
+fn block_keys(article: &Article) -> Vec<u64> {
+    let mut k: Vec<u64> = article
+        .blocks
+        .iter()
+        .filter(|b| b.text.chars().count() <= MAX_LEARNED_BLOCK_CHARS)
+        .map(|b| block_key(&b.text))
+        .collect();
+    k.sort_unstable();
+    k.dedup();
+    k
+}
+
+/// Drops blocks that many other stories of the same site also printed:
+/// promos and footers inside the article container. Evidence is what the
+/// store learned from earlier stories plus the other pages of this batch (a
+/// cold start). A block counts as boilerplate when at least `min` other
+/// stories and a `BOILERPLATE_SHARE` of the site's stories carried it: a
+/// sentence two stories happen to share is not furniture. A block unique to
+/// its article is never dropped.
 fn learned_boilerplate(ctx: &Context, pages: &mut [Extracted]) -> Result<(), StoreError> {
     let min = ctx.config.extract.learn_min_stories;
     if min == 0 || pages.is_empty() {
         return Ok(());
     }
-    // Keys per page, deduplicated within the page.
-    let keys: Vec<Vec<u64>> = pages
-        .iter()
-        .map(|p| {
-            let mut k: Vec<u64> = p
-                .article
-                .blocks
-                .iter()
-                .filter(|b| b.text.chars().count() <= MAX_LEARNED_BLOCK_CHARS)
-                .map(|b| block_key(&b.text))
-                .collect();
-            k.sort_unstable();
-            k.dedup();
-            k
-        })
-        .collect();
+    let keys: Vec<Vec<u64>> = pages.iter().map(|p| block_keys(&p.article)).collect();
     // Copies of one story in the batch are one piece of evidence, not several.
     let sigs: Vec<Option<Signature>> = pages.iter().map(|p| Signature::of(&p.article.body())).collect();
     let mut group: Vec<usize> = (0..pages.len()).collect();
@@ -346,28 +357,38 @@ fn learned_boilerplate(ctx: &Context, pages: &mut [Extracted]) -> Result<(), Sto
             }
         }
     }
+    // Per site: the batch's story groups, and per block the groups carrying it.
+    let mut site_groups: HashMap<u64, Vec<usize>> = HashMap::new();
     let mut batch: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
-    for (i, page) in pages.iter().enumerate() {
-        let host = host_key(&page.cand.link);
-        for k in &keys[i] {
-            let g = batch.entry((host, *k)).or_default();
+    let sites: Vec<Vec<u64>> = pages.iter().map(|p| site_keys(&p.cand.link)).collect();
+    for i in 0..pages.len() {
+        for site in &sites[i] {
+            let g = site_groups.entry(*site).or_default();
             if !g.contains(&group[i]) {
                 g.push(group[i]);
+            }
+            for k in &keys[i] {
+                let g = batch.entry((*site, *k)).or_default();
+                if !g.contains(&group[i]) {
+                    g.push(group[i]);
+                }
             }
         }
     }
     for (i, page) in pages.iter_mut().enumerate() {
-        let host = host_key(&page.cand.link);
-        let stored = ctx.store.block_counts(host, &keys[i])?;
-        let boiler: Vec<u64> = keys[i]
-            .iter()
-            .zip(stored)
-            .filter(|(k, stored)| {
-                let others = batch.get(&(host, **k)).map_or(0, |g| g.iter().filter(|&&x| x != group[i]).count());
-                stored + others as u32 >= min
-            })
-            .map(|(k, _)| *k)
-            .collect();
+        let mut boiler: Vec<u64> = Vec::new();
+        for site in &sites[i] {
+            let (stored_stories, stored) = ctx.store.block_counts(*site, &keys[i])?;
+            let others_in_batch = site_groups.get(site).map_or(0, |g| g.iter().filter(|&&x| x != group[i]).count());
+            let stories = stored_stories as usize + others_in_batch;
+            for (k, stored) in keys[i].iter().zip(stored) {
+                let others = batch.get(&(*site, *k)).map_or(0, |g| g.iter().filter(|&&x| x != group[i]).count());
+                let count = stored as usize + others;
+                if count >= min as usize && count as f64 >= BOILERPLATE_SHARE * stories as f64 {
+                    boiler.push(*k);
+                }
+            }
+        }
         if !boiler.is_empty() {
             let before = page.article.blocks.len();
             page.article.drop_blocks(|b| {
@@ -518,21 +539,12 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
                     if let Err(e) = ctx.store.end_write(&stem_str) {
                         warn!(error = %e, "cannot clear pending write");
                     }
-                    let host = host_key(&cand.link);
-                    let blocks: Vec<u64> = {
-                        let mut k: Vec<u64> = article
-                            .blocks
-                            .iter()
-                            .filter(|b| b.text.chars().count() <= MAX_LEARNED_BLOCK_CHARS)
-                            .map(|b| block_key(&b.text))
-                            .collect();
-                        k.sort_unstable();
-                        k.dedup();
-                        k
-                    };
                     if ctx.config.extract.learn_min_stories > 0 {
-                        if let Err(e) = ctx.store.learn_blocks(host, &blocks, now) {
-                            warn!(error = %e, "cannot record block fingerprints");
+                        let blocks = block_keys(&article);
+                        for site in site_keys(&cand.link) {
+                            if let Err(e) = ctx.store.learn_blocks(site, &blocks, now) {
+                                warn!(error = %e, "cannot record block fingerprints");
+                            }
                         }
                     }
                     report.new += 1;

@@ -166,6 +166,8 @@ fn is_hidden(e: &Element) -> bool {
 pub struct Walk {
     pub blocks: Vec<RawBlock>,
     pub meta: Meta,
+    /// Text characters under each element (scripts and styles excluded).
+    pub sizes: std::collections::HashMap<NodeId, usize>,
 }
 
 struct Frame {
@@ -375,7 +377,7 @@ pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
     for b in &mut blocks {
         b.link_chars = b.link_chars.min(b.chars);
     }
-    Walk { blocks, meta }
+    Walk { blocks, meta, sizes }
 }
 
 /// Appends `s` with runs of whitespace collapsed to one space; returns the

@@ -90,7 +90,7 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
     let doc = Html::parse_document(&html);
     let walk = dom::walk(&doc, &hints::skip);
     let meta = meta::metadata(&walk.meta, base_url);
-    let keep = select::select(&doc, &walk.blocks);
+    let keep = select::select(&doc, &walk.blocks, &walk.sizes);
     let mut blocks: Vec<Block> = keep
         .into_iter()
         .map(|i| {

@@ -53,9 +53,24 @@ fn base_score(tag: &str, h: Hint) -> f64 {
 }
 
 /// Returns the indices of `blocks` that make up the article, in order.
-pub fn select(doc: &Html, blocks: &[RawBlock]) -> Vec<usize> {
+pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -> Vec<usize> {
     let mut stats: HashMap<NodeId, Stats> = HashMap::with_capacity(blocks.len() * 2);
     let mut hints: HashMap<NodeId, Hint> = HashMap::new();
+    // A wrapper whose text all sits in one child is that child, for scoring:
+    // one <div> per paragraph must not hide the article from its container.
+    let mut branching: HashMap<NodeId, bool> = HashMap::new();
+    let mut is_branching = |n: ego_tree::NodeRef<'_, Node>| -> bool {
+        *branching.entry(n.id()).or_insert_with(|| {
+            n.children()
+                .filter(|c| match c.value() {
+                    Node::Element(_) => sizes.get(&c.id()).is_some_and(|&s| s > 0),
+                    Node::Text(t) => !t.trim().is_empty(),
+                    _ => false,
+                })
+                .nth(1)
+                .is_some()
+        })
+    };
     let total_chars: usize = blocks.iter().map(|b| b.chars).sum();
     if total_chars == 0 {
         return Vec::new();
@@ -101,8 +116,12 @@ pub fn select(doc: &Html, blocks: &[RawBlock]) -> Vec<usize> {
                     st.score += points / divider;
                 }
             }
-            level += 1;
             cur = n.parent();
+            if let Some(p) = cur {
+                if is_branching(p) {
+                    level += 1;
+                }
+            }
         }
     }
 

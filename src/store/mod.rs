@@ -87,9 +87,10 @@ pub trait StateStore: Send + Sync {
     fn near_candidates(&self, sig: &Signature, since: DateTime<Utc>)
         -> Result<Vec<(StoryRef, Signature)>, StoreError>;
 
-    /// How many earlier stories of `host` carried each block fingerprint.
-    fn block_counts(&self, host: u64, blocks: &[u64]) -> Result<Vec<u32>, StoreError>;
-    /// Counts one more story of `host` carrying these (distinct) blocks.
+    /// How many stories of the site `host` were learned from, and how many
+    /// of them carried each block fingerprint.
+    fn block_counts(&self, host: u64, blocks: &[u64]) -> Result<(u32, Vec<u32>), StoreError>;
+    /// Counts one more story of site `host`, carrying these (distinct) blocks.
     fn learn_blocks(&self, host: u64, blocks: &[u64], now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Notes a story write in flight (its stem and the key it will be

@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS blocks (
     last_seen INTEGER NOT NULL,
     PRIMARY KEY (host, block)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sites (
+    host INTEGER PRIMARY KEY,
+    stories INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pending (
     stem TEXT PRIMARY KEY,
     key INTEGER NOT NULL
@@ -288,23 +292,37 @@ impl StateStore for SqliteStore {
         })
     }
 
-    fn block_counts(&self, host: u64, blocks: &[u64]) -> Result<Vec<u32>, StoreError> {
+    fn block_counts(&self, host: u64, blocks: &[u64]) -> Result<(u32, Vec<u32>), StoreError> {
         self.with(|c| {
+            let stories = c
+                .prepare_cached("SELECT stories FROM sites WHERE host = ?1")?
+                .query_row([k(host)], |r| r.get::<_, u32>(0))
+                .optional()?
+                .unwrap_or_default();
+            if stories == 0 {
+                return Ok((0, vec![0; blocks.len()]));
+            }
             let mut st = c.prepare_cached("SELECT stories FROM blocks WHERE host = ?1 AND block = ?2")?;
-            blocks
+            let counts = blocks
                 .iter()
                 .map(|b| {
                     st.query_row(params![k(host), k(*b)], |r| r.get::<_, u32>(0))
                         .optional()
                         .map(Option::unwrap_or_default)
                 })
-                .collect()
+                .collect::<rusqlite::Result<Vec<u32>>>()?;
+            Ok((stories, counts))
         })
     }
 
     fn learn_blocks(&self, host: u64, blocks: &[u64], now: DateTime<Utc>) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
+            tx.prepare_cached(
+                "INSERT INTO sites (host, stories) VALUES (?1, 1)
+                 ON CONFLICT(host) DO UPDATE SET stories = stories + 1",
+            )?
+            .execute([k(host)])?;
             {
                 let mut st = tx.prepare_cached(
                     "INSERT INTO blocks (host, block, stories, last_seen) VALUES (?1, ?2, 1, ?3)
@@ -387,6 +405,7 @@ mod tests {
         assert!(s.near_candidates(&sig, Utc::now() - chrono::Duration::days(7)).unwrap().is_empty());
         s.learn_blocks(7, &[1, 2], Utc::now()).unwrap();
         s.learn_blocks(7, &[1], Utc::now()).unwrap();
-        assert_eq!(s.block_counts(7, &[1, 2, 3]).unwrap(), vec![2, 1, 0]);
+        assert_eq!(s.block_counts(7, &[1, 2, 3]).unwrap(), (2, vec![2, 1, 0]));
+        assert_eq!(s.block_counts(8, &[1]).unwrap(), (0, vec![0]));
     }
 }
