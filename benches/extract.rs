@@ -18,7 +18,11 @@ fn main() {
         .find(|a| !a.starts_with("--"))
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("../shared/bench/extraction"));
-    let html_dir = if dir.join("html").is_dir() { dir.join("html") } else { dir.clone() };
+    let html_dir = if dir.join("html").is_dir() {
+        dir.join("html")
+    } else {
+        dir.clone()
+    };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&html_dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", html_dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -57,5 +61,8 @@ fn main() {
     }
     secs.sort_by(f64::total_cmp);
     let med = secs[RUNS / 2];
-    println!("gleaner: {n} pages, {med:.3} s, {:.1} pages/s", n as f64 / med);
+    println!(
+        "gleaner: {n} pages, {med:.3} s, {:.1} pages/s",
+        n as f64 / med
+    );
 }

@@ -106,7 +106,9 @@ fn meta_charset(head: &[u8]) -> Option<&'static Encoding> {
                     .unwrap_or(value);
                 let n = value
                     .iter()
-                    .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b':' | b'.')))
+                    .position(|&c| {
+                        !(c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b':' | b'.'))
+                    })
                     .unwrap_or(value.len());
                 if let Some(enc) = std::str::from_utf8(&value[..n]).ok().and_then(label) {
                     return Some(enc);
@@ -145,7 +147,10 @@ mod tests {
     #[test]
     fn header_charset_wins_for_legacy_bytes() {
         let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode("日本語のニュース");
-        assert_eq!(decode(&bytes, Some("text/html; charset=Shift_JIS")), "日本語のニュース");
+        assert_eq!(
+            decode(&bytes, Some("text/html; charset=Shift_JIS")),
+            "日本語のニュース"
+        );
     }
 
     #[test]
@@ -158,7 +163,10 @@ mod tests {
     #[test]
     fn utf8_bytes_beat_a_lying_latin1_label() {
         let page = "<p>café — naïve</p>".as_bytes();
-        assert_eq!(decode(page, Some("text/html; charset=iso-8859-1")), "<p>café — naïve</p>");
+        assert_eq!(
+            decode(page, Some("text/html; charset=iso-8859-1")),
+            "<p>café — naïve</p>"
+        );
     }
 
     #[test]
@@ -170,7 +178,8 @@ mod tests {
 
     #[test]
     fn undeclared_cyrillic_is_guessed() {
-        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode("Москва — столица России, крупнейший город страны.");
+        let (bytes, _, _) =
+            encoding_rs::WINDOWS_1251.encode("Москва — столица России, крупнейший город страны.");
         assert!(decode(&bytes, None).contains("Москва"));
     }
 }

@@ -17,7 +17,11 @@ use gleaner::store::{SqliteStore, StateStore};
 use gleaner::{charset, extract};
 
 #[derive(Parser)]
-#[command(name = "gleaner", version, about = "News feeds in, clean deduplicated article text out.")]
+#[command(
+    name = "gleaner",
+    version,
+    about = "News feeds in, clean deduplicated article text out."
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
@@ -93,7 +97,9 @@ pub fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
                 return ExitCode::SUCCESS;
             }
             eprintln!("gleaner: {e:#}");
@@ -109,7 +115,9 @@ pub fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GLEANER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(false).init(),
@@ -125,7 +133,12 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Fetch { config } => fetch(&config),
-        Command::Extract { url, out_dir, jobs, inputs } => extract_cmd(url, out_dir, jobs, inputs),
+        Command::Extract {
+            url,
+            out_dir,
+            jobs,
+            inputs,
+        } => extract_cmd(url, out_dir, jobs, inputs),
     }
 }
 
@@ -141,7 +154,9 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
 
 fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn StateStore>> {
     let store = SqliteStore::open(&cfg.state_dir).map_err(|e| {
-        usage(format!("{e}\n  hint: state_dir must be a directory gleaner can create and write"))
+        usage(format!(
+            "{e}\n  hint: state_dir must be a directory gleaner can create and write"
+        ))
     })?;
     Ok(Arc::new(store))
 }
@@ -160,7 +175,10 @@ fn fetch(path: &Path) -> anyhow::Result<ExitCode> {
     let store = open_store(&cfg)?;
     let feeds = cfg.feeds.clone();
     if feeds.is_empty() {
-        eprintln!("gleaner: {} has no [[feed]] entries; nothing to fetch", path.display());
+        eprintln!(
+            "gleaner: {} has no [[feed]] entries; nothing to fetch",
+            path.display()
+        );
     }
     let ctx = Arc::new(Context::new(cfg, store).context("cannot set up the fetcher")?);
     ctx.recover().context("cannot recover interrupted writes")?;
@@ -190,8 +208,17 @@ fn fetch(path: &Path) -> anyhow::Result<ExitCode> {
 
 fn print_summary(reports: &[FeedReport]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let w = reports.iter().map(|r| r.feed.len()).max().unwrap_or(4).max(4);
-    writeln!(out, "{:<w$}  {:>5}  {:>9}  {:>9}  {:>6}  status", "feed", "new", "duplicate", "near-dup", "failed")?;
+    let w = reports
+        .iter()
+        .map(|r| r.feed.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:<w$}  {:>5}  {:>9}  {:>9}  {:>6}  status",
+        "feed", "new", "duplicate", "near-dup", "failed"
+    )?;
     let (mut new, mut dup, mut near, mut failed, mut bad) = (0, 0, 0, 0, 0);
     for r in reports {
         let status = match (&r.error, r.not_modified) {
@@ -200,10 +227,16 @@ fn print_summary(reports: &[FeedReport]) -> anyhow::Result<()> {
                 format!("FAILED: {e}")
             }
             (None, true) => "not modified".to_string(),
-            (None, false) if r.failed > 0 => format!("{} item(s) failed, retried next pass", r.failed),
+            (None, false) if r.failed > 0 => {
+                format!("{} item(s) failed, retried next pass", r.failed)
+            }
             _ => "ok".to_string(),
         };
-        writeln!(out, "{:<w$}  {:>5}  {:>9}  {:>9}  {:>6}  {status}", r.feed, r.new, r.duplicates, r.near_duplicates, r.failed)?;
+        writeln!(
+            out,
+            "{:<w$}  {:>5}  {:>9}  {:>9}  {:>6}  {status}",
+            r.feed, r.new, r.duplicates, r.near_duplicates, r.failed
+        )?;
         for e in &r.item_errors {
             writeln!(out, "{:<w$}    - {e}", "")?;
         }
@@ -239,7 +272,10 @@ fn stem_of(input: &str) -> String {
 fn read_input(input: &str) -> anyhow::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     if input == "-" {
-        std::io::stdin().lock().read_to_end(&mut bytes).context("reading stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("reading stdin")?;
     } else {
         bytes = std::fs::read(input).with_context(|| format!("reading {input}"))?;
     }
@@ -254,21 +290,31 @@ fn read_input(input: &str) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn extract_cmd(base: Option<url::Url>, out_dir: Option<PathBuf>, jobs: Option<usize>, inputs: Vec<String>) -> anyhow::Result<ExitCode> {
+fn extract_cmd(
+    base: Option<url::Url>,
+    out_dir: Option<PathBuf>,
+    jobs: Option<usize>,
+    inputs: Vec<String>,
+) -> anyhow::Result<ExitCode> {
     if let Some(d) = &out_dir {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     // URLs are fetched first (async); files are read by the workers.
-    let mut fetched: Vec<Option<(Vec<u8>, Option<String>, url::Url)>> = vec![None; inputs.len()];
-    if inputs.iter().any(|i| i.starts_with("http://") || i.starts_with("https://")) {
+    let mut fetched: Vec<Option<gleaner::fetch::Body>> = inputs.iter().map(|_| None).collect();
+    if inputs
+        .iter()
+        .any(|i| i.starts_with("http://") || i.starts_with("https://"))
+    {
         let fetcher = gleaner::fetch::Fetcher::new(&gleaner::config::FetchConfig::default())?;
         let rt = runtime()?;
         for (i, input) in inputs.iter().enumerate() {
             if let Ok(u) = url::Url::parse(input) {
                 if matches!(u.scheme(), "http" | "https") {
                     match rt.block_on(fetcher.get(&u, gleaner::fetch::Kind::Page, None, false))? {
-                        gleaner::fetch::Fetched::Body(b) => fetched[i] = Some((b.bytes, b.content_type, b.final_url)),
-                        gleaner::fetch::Fetched::NotModified => return Err(anyhow!("{input}: unexpected 304")),
+                        gleaner::fetch::Fetched::Body(b) => fetched[i] = Some(b),
+                        gleaner::fetch::Fetched::NotModified => {
+                            return Err(anyhow!("{input}: unexpected 304"))
+                        }
                     }
                 }
             }
@@ -279,18 +325,21 @@ fn extract_cmd(base: Option<url::Url>, out_dir: Option<PathBuf>, jobs: Option<us
         .clamp(1, 64);
     let next = AtomicUsize::new(0);
     let failures = AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<String>>> = inputs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let results: Vec<std::sync::Mutex<Option<String>>> =
+        inputs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(input) = inputs.get(i) else { break };
                 let r = (|| -> anyhow::Result<String> {
-                    let (bytes, ct, own_url) = match &fetched[i] {
-                        Some((b, ct, u)) => (b.clone(), ct.clone(), Some(u.clone())),
-                        None => (read_input(input)?, None, None),
+                    let (html, own_url) = match &fetched[i] {
+                        Some(b) => (
+                            charset::decode(&b.bytes, b.content_type.as_deref()),
+                            Some(b.final_url.clone()),
+                        ),
+                        None => (charset::decode(&read_input(input)?, None), None),
                     };
-                    let html = charset::decode(&bytes, ct.as_deref());
                     let base = base.clone().or(own_url);
                     let article = extract::extract(&html, base.as_ref());
                     Ok(article.body())
@@ -330,5 +379,9 @@ fn extract_cmd(base: Option<url::Url>, out_dir: Option<PathBuf>, jobs: Option<us
             }
         }
     }
-    Ok(if failures.load(Ordering::Relaxed) > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failures.load(Ordering::Relaxed) > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -201,11 +201,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let f = &raw.fetch;
     let checks: [(&str, bool, &str); 6] = [
         ("timeout", f.timeout.is_zero(), "must be more than 0s"),
-        ("connect_timeout", f.connect_timeout.is_zero(), "must be more than 0s"),
+        (
+            "connect_timeout",
+            f.connect_timeout.is_zero(),
+            "must be more than 0s",
+        ),
         ("concurrency", f.concurrency == 0, "must be at least 1"),
         ("per_host", f.per_host == 0, "must be at least 1"),
         ("max_redirects", f.max_redirects > 20, "must be at most 20"),
-        ("max_page_bytes", f.max_page_bytes < 1024, "must be at least 1024"),
+        (
+            "max_page_bytes",
+            f.max_page_bytes < 1024,
+            "must be at least 1024",
+        ),
     ];
     for (key, bad, why) in checks {
         if bad {
@@ -278,12 +286,18 @@ fn resolve_feed_url(raw: &str, base: &Path) -> Result<Url, String> {
         Ok(url) => match url.scheme() {
             "http" | "https" if url.host_str().is_some() => Ok(url),
             "file" => Ok(url),
-            s => Err(format!("`{raw}`: scheme `{s}` is not supported (use http, https or file)")),
+            s => Err(format!(
+                "`{raw}`: scheme `{s}` is not supported (use http, https or file)"
+            )),
         },
         // No scheme: a path to a local feed, relative to the config file.
         Err(url::ParseError::RelativeUrlWithoutBase) if !raw.is_empty() => {
             let p = Path::new(raw);
-            let abs = if p.is_absolute() { p.to_path_buf() } else { normalize(&base.join(p)) };
+            let abs = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                normalize(&base.join(p))
+            };
             Url::from_file_path(&abs).map_err(|()| format!("`{raw}` is not a usable file path"))
         }
         Err(e) => Err(format!("`{raw}` is not a valid URL: {e}")),
@@ -349,7 +363,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_key() {
-        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\nbogus = 1\n").unwrap_err().to_string();
+        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("/etc/gleaner/g.toml:3:1:"), "{e}");
         assert!(e.contains("bogus"), "{e}");
     }
@@ -384,7 +400,9 @@ mod tests {
 
     #[test]
     fn bad_value_after_parse_names_key() {
-        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\n[fetch]\nper_host = 0\n").unwrap_err().to_string();
+        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\n[fetch]\nper_host = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(":4:") && e.contains("per_host"), "{e}");
     }
 }

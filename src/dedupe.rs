@@ -27,13 +27,48 @@ pub fn hash64(parts: &[&[u8]]) -> u64 {
 /// Query parameters that only track the reader, never select the content.
 fn is_tracking_param(name: &str, value: &str, host: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    const PREFIXES: &[&str] = &["utm_", "mtm_", "pk_", "matomo_", "piwik_", "hsa_", "oly_", "vero_", "__hs", "_hs", "ga_"];
+    const PREFIXES: &[&str] = &[
+        "utm_", "mtm_", "pk_", "matomo_", "piwik_", "hsa_", "oly_", "vero_", "__hs", "_hs", "ga_",
+    ];
     const EXACT: &[&str] = &[
-        "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid",
-        "yclid", "ysclid", "_hsenc", "_hsmi", "__hstc", "__hssc", "__hsfp", "hsctatracking",
-        "mkt_tok", "srsltid", "igshid", "igsh", "twclid", "ttclid", "li_fat_id", "s_cid",
-        "cmpid", "wt_mc", "wt.mc_id", "ocid", "ncid", "sr_share", "_ga", "_gl", "amp",
-        "at_medium", "at_campaign", "spm", "smid",
+        "fbclid",
+        "gclid",
+        "gclsrc",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "yclid",
+        "ysclid",
+        "_hsenc",
+        "_hsmi",
+        "__hstc",
+        "__hssc",
+        "__hsfp",
+        "hsctatracking",
+        "mkt_tok",
+        "srsltid",
+        "igshid",
+        "igsh",
+        "twclid",
+        "ttclid",
+        "li_fat_id",
+        "s_cid",
+        "cmpid",
+        "wt_mc",
+        "wt.mc_id",
+        "ocid",
+        "ncid",
+        "sr_share",
+        "_ga",
+        "_gl",
+        "amp",
+        "at_medium",
+        "at_campaign",
+        "spm",
+        "smid",
     ];
     if PREFIXES.iter().any(|p| n.starts_with(p)) || EXACT.contains(&n.as_str()) {
         return true;
@@ -52,14 +87,36 @@ fn ref_names_referrer(value: &str, host: &str) -> bool {
         return true;
     }
     const SOURCES: &[&str] = &[
-        "rss", "feed", "feeds", "atom", "newsletter", "email", "homepage", "home", "twitter",
-        "facebook", "linkedin", "reddit", "hn", "hackernews", "producthunt", "share", "social",
+        "rss",
+        "feed",
+        "feeds",
+        "atom",
+        "newsletter",
+        "email",
+        "homepage",
+        "home",
+        "twitter",
+        "facebook",
+        "linkedin",
+        "reddit",
+        "hn",
+        "hackernews",
+        "producthunt",
+        "share",
+        "social",
     ];
     if SOURCES.contains(&v.as_str()) {
         return true;
     }
-    let labels: Vec<&str> = host.split('.').filter(|l| l.len() > 2 && *l != "www").collect();
-    let site = labels.len().checked_sub(2).and_then(|i| labels.get(i)).or(labels.first());
+    let labels: Vec<&str> = host
+        .split('.')
+        .filter(|l| l.len() > 2 && *l != "www")
+        .collect();
+    let site = labels
+        .len()
+        .checked_sub(2)
+        .and_then(|i| labels.get(i))
+        .or(labels.first());
     site.is_some_and(|s| v.contains(s))
 }
 
@@ -115,8 +172,16 @@ pub fn item_key(feed: &str, item: &Item) -> u64 {
     if let Some(l) = &item.link {
         return url_key(&canonical_url(l));
     }
-    let date = item.published.map(|d| d.timestamp().to_string()).unwrap_or_default();
-    hash64(&[b"title", feed.as_bytes(), item.title.as_bytes(), date.as_bytes()])
+    let date = item
+        .published
+        .map(|d| d.timestamp().to_string())
+        .unwrap_or_default();
+    hash64(&[
+        b"title",
+        feed.as_bytes(),
+        item.title.as_bytes(),
+        date.as_bytes(),
+    ])
 }
 
 /// Key of a canonical URL.
@@ -186,7 +251,12 @@ impl Signature {
 
     /// Estimated Jaccard similarity: the share of equal minhashes.
     pub fn similarity(&self, other: &Signature) -> f64 {
-        let same = self.0.iter().zip(other.0.iter()).filter(|(a, b)| a == b).count();
+        let same = self
+            .0
+            .iter()
+            .zip(other.0.iter())
+            .filter(|(a, b)| a == b)
+            .count();
         same as f64 / HASHES as f64
     }
 
@@ -238,7 +308,9 @@ mod tests {
 
     #[test]
     fn strips_tracking_and_fragments() {
-        let c = canonical_url(&u("HTTPS://News.Example:443/a/b?utm_source=rss&id=7&fbclid=x#top"));
+        let c = canonical_url(&u(
+            "HTTPS://News.Example:443/a/b?utm_source=rss&id=7&fbclid=x#top",
+        ));
         assert_eq!(c.as_str(), "https://news.example/a/b?id=7");
         let c = canonical_url(&u("http://news.example/a?utm_medium=feed&gclid=1"));
         assert_eq!(c.as_str(), "http://news.example/a");
@@ -250,16 +322,34 @@ mod tests {
 
     #[test]
     fn amp_variants_map_to_the_article() {
-        assert_eq!(canonical_url(&u("https://amp.news.example/a/b")).as_str(), "https://news.example/a/b");
-        assert_eq!(canonical_url(&u("https://news.example/a/b/amp/")).as_str(), "https://news.example/a/b");
-        assert_eq!(canonical_url(&u("https://news.example/a/b?amp=1")).as_str(), "https://news.example/a/b");
+        assert_eq!(
+            canonical_url(&u("https://amp.news.example/a/b")).as_str(),
+            "https://news.example/a/b"
+        );
+        assert_eq!(
+            canonical_url(&u("https://news.example/a/b/amp/")).as_str(),
+            "https://news.example/a/b"
+        );
+        assert_eq!(
+            canonical_url(&u("https://news.example/a/b?amp=1")).as_str(),
+            "https://news.example/a/b"
+        );
     }
 
     fn story(n: usize, seed: u64) -> String {
-        let words = ["port", "strike", "union", "wages", "ships", "minister", "talks", "court", "city", "river",
-            "vote", "budget", "rain", "market", "police", "school", "bridge", "festival", "energy", "price"];
+        let words = [
+            "port", "strike", "union", "wages", "ships", "minister", "talks", "court", "city",
+            "river", "vote", "budget", "rain", "market", "police", "school", "bridge", "festival",
+            "energy", "price",
+        ];
         let mut x = seed;
-        (0..n).map(|_| { x = mix(x); words[(x % words.len() as u64) as usize] }).collect::<Vec<_>>().join(" ")
+        (0..n)
+            .map(|_| {
+                x = mix(x);
+                words[(x % words.len() as u64) as usize]
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]

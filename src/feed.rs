@@ -146,7 +146,8 @@ mod tests {
 
     #[test]
     fn rss_items_with_and_without_guid() {
-        let rss = br#"<?xml version="1.0"?><rss version="2.0"><channel><title>W</title><ttl>15</ttl>
+        let rss =
+            br#"<?xml version="1.0"?><rss version="2.0"><channel><title>W</title><ttl>15</ttl>
             <item><title>One</title><link>/a/1.html</link><guid isPermaLink="false">g-1</guid>
             <pubDate>Tue, 10 Nov 2026 10:00:00 GMT</pubDate></item>
             <item><title>Two &amp; more</title><link>http://other.example/2</link></item>
@@ -155,7 +156,10 @@ mod tests {
         assert_eq!(f.ttl_minutes, Some(15));
         assert_eq!(f.items.len(), 2);
         assert_eq!(f.items[0].guid.as_deref(), Some("g-1"));
-        assert_eq!(f.items[0].link.as_ref().unwrap().as_str(), "http://news.example/a/1.html");
+        assert_eq!(
+            f.items[0].link.as_ref().unwrap().as_str(),
+            "http://news.example/a/1.html"
+        );
         assert!(f.items[0].published.is_some());
         assert_eq!(f.items[1].guid, None);
         assert_eq!(f.items[1].title, "Two & more");
@@ -172,7 +176,10 @@ mod tests {
         let json = br#"{"version":"https://jsonfeed.org/version/1.1","title":"J",
             "items":[{"id":"j1","url":"http://j.example/1","title":"J one","date_published":"2026-11-10T10:00:00Z"}]}"#;
         let f = parse(json, &base()).unwrap();
-        assert_eq!(f.items[0].link.as_ref().unwrap().as_str(), "http://j.example/1");
+        assert_eq!(
+            f.items[0].link.as_ref().unwrap().as_str(),
+            "http://j.example/1"
+        );
     }
 
     #[test]

@@ -198,8 +198,15 @@ impl Fetcher {
         }))
     }
 
-    async fn permits(&self, url: &Url) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
-        let key = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+    async fn permits(
+        &self,
+        url: &Url,
+    ) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
+        let key = format!(
+            "{}:{}",
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
+        );
         let host = {
             let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
             hosts

@@ -12,12 +12,12 @@
 //! under `output_dir` and only `store` knows SQL.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-pub mod config;
-pub mod fetch;
-pub mod feed;
 pub mod charset;
-pub mod extract;
+pub mod config;
 pub mod dedupe;
+pub mod extract;
+pub mod feed;
+pub mod fetch;
 pub mod output;
-pub mod store;
 pub mod pipeline;
+pub mod store;

@@ -80,7 +80,10 @@ pub fn story_stem(feed: &str, date: DateTime<Utc>, title: &str, id: &str) -> Pat
 pub fn slug(title: &str) -> String {
     let mut s = String::new();
     let mut n = 0;
-    for word in title.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in title
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         if n > 0 {
             if n + 1 >= SLUG_CHARS {
                 break;
@@ -118,7 +121,12 @@ pub fn render_text(title: &str, body: &str) -> String {
 }
 
 /// Writes the `.json` then the `.txt` of a story, each atomically.
-pub fn write_story(output_dir: &Path, stem: &Path, text: &str, meta: &StoryMeta) -> Result<(), OutputError> {
+pub fn write_story(
+    output_dir: &Path,
+    stem: &Path,
+    text: &str,
+    meta: &StoryMeta,
+) -> Result<(), OutputError> {
     let base = output_dir.join(stem);
     let dir = base.parent().unwrap_or(output_dir).to_path_buf();
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -138,10 +146,11 @@ pub fn write_story(output_dir: &Path, stem: &Path, text: &str, meta: &StoryMeta)
 pub fn add_duplicate(output_dir: &Path, stem: &Path, dup: &Duplicate) -> Result<(), OutputError> {
     let path = output_dir.join(stem).with_extension("json");
     let bytes = std::fs::read(&path).map_err(io(&path))?;
-    let mut v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| OutputError::Json {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| OutputError::Json {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     let entry = serde_json::to_value(dup).map_err(|e| OutputError::Json {
         path: path.clone(),
         message: e.to_string(),
@@ -149,7 +158,10 @@ pub fn add_duplicate(output_dir: &Path, stem: &Path, dup: &Duplicate) -> Result<
     match v.get_mut("duplicates").and_then(|d| d.as_array_mut()) {
         Some(list) => {
             // The same sighting twice (a re-polled feed) is recorded once.
-            if list.iter().any(|d| d.get("url") == entry.get("url") && d.get("feed") == entry.get("feed")) {
+            if list
+                .iter()
+                .any(|d| d.get("url") == entry.get("url") && d.get("feed") == entry.get("feed"))
+            {
                 return Ok(());
             }
             list.push(entry)
@@ -212,7 +224,9 @@ mod tests {
 
     #[test]
     fn hostile_titles_make_safe_names() {
-        let d = DateTime::parse_from_rfc3339("2026-11-05T10:00:00Z").unwrap().with_timezone(&Utc);
+        let d = DateTime::parse_from_rfc3339("2026-11-05T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let p = story_stem("world", d, "../../etc/passwd", "abc123");
         assert_eq!(p, PathBuf::from("world/2026/11/05/etc-passwd-abc123"));
         let emoji = "😀".repeat(300);
@@ -243,13 +257,23 @@ mod tests {
             duplicates: vec![],
         };
         write_story(dir.path(), &stem, "X\n\nhello there\n", &meta).unwrap();
-        let dup = Duplicate { url: "http://b/x".into(), feed: "g".into(), seen_at: Utc::now(), matched_by: None, similarity: None };
+        let dup = Duplicate {
+            url: "http://b/x".into(),
+            feed: "g".into(),
+            seen_at: Utc::now(),
+            matched_by: None,
+            similarity: None,
+        };
         add_duplicate(dir.path(), &stem, &dup).unwrap();
         add_duplicate(dir.path(), &stem, &dup).unwrap();
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join("f/2026/11/05/x-1.json")).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("f/2026/11/05/x-1.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(v["duplicates"].as_array().unwrap().len(), 1);
-        let leftovers = std::fs::read_dir(dir.path().join("f/2026/11/05")).unwrap().count();
+        let leftovers = std::fs::read_dir(dir.path().join("f/2026/11/05"))
+            .unwrap()
+            .count();
         assert_eq!(leftovers, 2);
     }
 }

@@ -22,6 +22,7 @@ use futures_util::stream::{self, StreamExt};
 use tracing::{debug, info, info_span, warn, Instrument};
 use url::Url;
 
+use crate::charset;
 use crate::config::{Config, Feed};
 use crate::dedupe::{self, Signature};
 use crate::extract::{self, Article};
@@ -29,11 +30,14 @@ use crate::feed::{self, Item};
 use crate::fetch::{Fetched, Fetcher, Kind, Validators};
 use crate::output::{self, Duplicate, StoryMeta};
 use crate::store::{NewStory, StateStore, StoreError};
-use crate::charset;
 
 /// Blocks longer than this are article prose, not site furniture: they are
 /// neither learned nor dropped as boilerplate.
 const MAX_LEARNED_BLOCK_CHARS: usize = 400;
+/// Blocks at either end of an article that are learned whatever their length.
+const EDGE_BLOCKS: usize = 3;
+/// Blocks this short are learned wherever they sit.
+const SHORT_BLOCK_CHARS: usize = 100;
 /// Share of a site's stories that must carry a block for it to be furniture.
 const BOILERPLATE_SHARE: f64 = 0.25;
 
@@ -103,7 +107,10 @@ impl Context {
             self.store.end_write(stem)?;
         }
         if !pending.is_empty() {
-            warn!(writes = pending.len(), "undid story writes interrupted by a crash");
+            warn!(
+                writes = pending.len(),
+                "undid story writes interrupted by a crash"
+            );
             self.store.clear_validators()?;
         }
         Ok(pending.len())
@@ -117,7 +124,11 @@ impl Context {
 }
 
 /// Runs one pass over `feeds`, calling `done` after each feed.
-pub async fn run_pass(ctx: Arc<Context>, feeds: Vec<Feed>, done: impl Fn(&FeedReport)) -> Vec<FeedReport> {
+pub async fn run_pass(
+    ctx: Arc<Context>,
+    feeds: Vec<Feed>,
+    done: impl Fn(&FeedReport),
+) -> Vec<FeedReport> {
     let parallel = ctx.config.fetch.concurrency.clamp(1, 64);
     let mut reports: Vec<FeedReport> = stream::iter(feeds.into_iter().map(|f| {
         let ctx = ctx.clone();
@@ -157,7 +168,10 @@ pub async fn poll_feed(ctx: &Context, feed: &Feed) -> FeedReport {
         Err(e) => {
             warn!(error = %e, "feed failed");
             report.error = Some(e.to_string());
-            if let Err(e) = ctx.store.feed_failed(&feed.name, &e.to_string(), Utc::now()) {
+            if let Err(e) = ctx
+                .store
+                .feed_failed(&feed.name, &e.to_string(), Utc::now())
+            {
                 warn!(error = %e, "cannot record feed failure");
             }
         }
@@ -177,10 +191,18 @@ enum FeedFailure {
     Join(String),
 }
 
-async fn poll_feed_inner(ctx: &Context, feed: &Feed, report: &mut FeedReport) -> Result<(), FeedFailure> {
+async fn poll_feed_inner(
+    ctx: &Context,
+    feed: &Feed,
+    report: &mut FeedReport,
+) -> Result<(), FeedFailure> {
     let state = ctx.store.feed_state(&feed.name)?;
     let local = feed.url.scheme() == "file";
-    let body = match ctx.fetcher.get(&feed.url, Kind::Feed, Some(&state.validators), local).await? {
+    let body = match ctx
+        .fetcher
+        .get(&feed.url, Kind::Feed, Some(&state.validators), local)
+        .await?
+    {
         Fetched::NotModified => {
             debug!("not modified");
             report.not_modified = true;
@@ -210,14 +232,25 @@ async fn poll_feed_inner(ctx: &Context, feed: &Feed, report: &mut FeedReport) ->
         let url_key = dedupe::url_key(&canonical);
         if let Some(story) = ctx.store.story_by_key(item_key)? {
             // A GUID reused for another page is a new story, not a repeat.
-            if item.guid.is_none() || ctx.store.story_by_key(url_key)?.is_some_and(|s| s.id == story.id) {
+            if item.guid.is_none()
+                || ctx
+                    .store
+                    .story_by_key(url_key)?
+                    .is_some_and(|s| s.id == story.id)
+            {
                 continue;
             }
         }
         if candidates.iter().any(|c: &Candidate| c.url_key == url_key) {
             continue; // the same page twice in one feed
         }
-        candidates.push(Candidate { item, link, item_key, canonical, url_key });
+        candidates.push(Candidate {
+            item,
+            link,
+            item_key,
+            canonical,
+            url_key,
+        });
     }
 
     let mut pages = Vec::new();
@@ -257,9 +290,20 @@ async fn poll_feed_inner(ctx: &Context, feed: &Feed, report: &mut FeedReport) ->
 
     // Validators only when every item is done; otherwise the next pass must
     // see the items again.
-    let validators = if report.failed == 0 { body.validators } else { Validators::default() };
-    ctx.store.feed_ok(&feed.name, Some(&validators), report.new as u64, Utc::now())?;
-    info!(new = report.new, duplicates = report.duplicates, near = report.near_duplicates, failed = report.failed, "feed done");
+    let validators = if report.failed == 0 {
+        body.validators
+    } else {
+        Validators::default()
+    };
+    ctx.store
+        .feed_ok(&feed.name, Some(&validators), report.new as u64, Utc::now())?;
+    info!(
+        new = report.new,
+        duplicates = report.duplicates,
+        near = report.near_duplicates,
+        failed = report.failed,
+        "feed done"
+    );
     Ok(())
 }
 
@@ -270,7 +314,11 @@ fn item_failed(report: &mut FeedReport, what: &str, why: &str) {
     }
 }
 
-async fn fetch_and_extract(ctx: &Context, feed: &Feed, cand: &Candidate) -> Result<Article, String> {
+async fn fetch_and_extract(
+    ctx: &Context,
+    feed: &Feed,
+    cand: &Candidate,
+) -> Result<Article, String> {
     // file: pages only from a file: feed; an http feed never reads local files.
     let local = feed.url.scheme() == "file";
     let body = match ctx.fetcher.get(&cand.link, Kind::Page, None, local).await {
@@ -309,22 +357,38 @@ fn block_key(text: &str) -> u64 {
 fn site_keys(url: &Url) -> Vec<u64> {
     let host = url.host_str().unwrap_or("");
     let mut keys = vec![dedupe::hash64(&[b"site", host.as_bytes()])];
-    let mut segs = url.path_segments().into_iter().flatten().filter(|s| !s.is_empty());
+    let mut segs = url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty());
     if let (Some(first), Some(_)) = (segs.next(), segs.next()) {
         if !first.bytes().all(|b| b.is_ascii_digit()) {
-            keys.push(dedupe::hash64(&[b"site", host.as_bytes(), first.as_bytes()]));
+            keys.push(dedupe::hash64(&[
+                b"site",
+                host.as_bytes(),
+                first.as_bytes(),
+            ]));
         }
     }
     keys
 }
 
-/// Fingerprints of an article's short blocks, sorted and distinct.
+/// Fingerprints of the blocks where furniture sits inside an article: the
+/// first and last few, and any short one; sorted and distinct. Long prose
+/// in the middle is never furniture, and not storing it keeps the table small.
 fn block_keys(article: &Article) -> Vec<u64> {
+    let n = article.blocks.len();
     let mut k: Vec<u64> = article
         .blocks
         .iter()
-        .filter(|b| b.text.chars().count() <= MAX_LEARNED_BLOCK_CHARS)
-        .map(|b| block_key(&b.text))
+        .enumerate()
+        .filter(|(i, b)| {
+            let chars = b.text.chars().count();
+            chars <= MAX_LEARNED_BLOCK_CHARS
+                && (*i < EDGE_BLOCKS || i + EDGE_BLOCKS >= n || chars <= SHORT_BLOCK_CHARS)
+        })
+        .map(|(_, b)| block_key(&b.text))
         .collect();
     k.sort_unstable();
     k.dedup();
@@ -345,7 +409,10 @@ fn learned_boilerplate(ctx: &Context, pages: &mut [Extracted]) -> Result<(), Sto
     }
     let keys: Vec<Vec<u64>> = pages.iter().map(|p| block_keys(&p.article)).collect();
     // Copies of one story in the batch are one piece of evidence, not several.
-    let sigs: Vec<Option<Signature>> = pages.iter().map(|p| Signature::of(&p.article.body())).collect();
+    let sigs: Vec<Option<Signature>> = pages
+        .iter()
+        .map(|p| Signature::of(&p.article.body()))
+        .collect();
     let mut group: Vec<usize> = (0..pages.len()).collect();
     for i in 0..pages.len() {
         for j in 0..i {
@@ -379,10 +446,14 @@ fn learned_boilerplate(ctx: &Context, pages: &mut [Extracted]) -> Result<(), Sto
         let mut boiler: Vec<u64> = Vec::new();
         for site in &sites[i] {
             let (stored_stories, stored) = ctx.store.block_counts(*site, &keys[i])?;
-            let others_in_batch = site_groups.get(site).map_or(0, |g| g.iter().filter(|&&x| x != group[i]).count());
+            let others_in_batch = site_groups
+                .get(site)
+                .map_or(0, |g| g.iter().filter(|&&x| x != group[i]).count());
             let stories = stored_stories as usize + others_in_batch;
             for (k, stored) in keys[i].iter().zip(stored) {
-                let others = batch.get(&(*site, *k)).map_or(0, |g| g.iter().filter(|&&x| x != group[i]).count());
+                let others = batch
+                    .get(&(*site, *k))
+                    .map_or(0, |g| g.iter().filter(|&&x| x != group[i]).count());
                 let count = stored as usize + others;
                 if count >= min as usize && count as f64 >= BOILERPLATE_SHARE * stories as f64 {
                     boiler.push(*k);
@@ -391,9 +462,8 @@ fn learned_boilerplate(ctx: &Context, pages: &mut [Extracted]) -> Result<(), Sto
         }
         if !boiler.is_empty() {
             let before = page.article.blocks.len();
-            page.article.drop_blocks(|b| {
-                b.text.chars().count() <= MAX_LEARNED_BLOCK_CHARS && boiler.contains(&block_key(&b.text))
-            });
+            page.article
+                .drop_blocks(|b| boiler.contains(&block_key(&b.text)));
             debug!(url = %page.cand.link, dropped = before - page.article.blocks.len(), "learned boilerplate");
         }
     }
@@ -422,7 +492,11 @@ async fn record_duplicate(
     let _g = lock.lock().await;
     let r = output::add_duplicate(&ctx.config.output_dir, Path::new(stem), &dup)
         .map_err(|e| e.to_string())
-        .and_then(|()| ctx.store.add_keys(story, &[cand.item_key, cand.url_key]).map_err(|e| e.to_string()));
+        .and_then(|()| {
+            ctx.store
+                .add_keys(story, &[cand.item_key, cand.url_key])
+                .map_err(|e| e.to_string())
+        });
     match r {
         Ok(()) => {
             if matched_by == "text" {
@@ -440,15 +514,30 @@ async fn record_duplicate(
 }
 
 enum Decision {
-    Duplicate { story: i64, stem: String, by: &'static str, similarity: Option<f64> },
-    Write { story: i64, stem: PathBuf, lock: Arc<tokio::sync::Mutex<()>>, guard: tokio::sync::OwnedMutexGuard<()> },
+    Duplicate {
+        story: i64,
+        stem: String,
+        by: &'static str,
+        similarity: Option<f64>,
+    },
+    Write {
+        story: i64,
+        stem: PathBuf,
+        lock: Arc<tokio::sync::Mutex<()>>,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+    },
 }
 
 async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut FeedReport) {
     let Extracted { cand, article } = page;
     let now = Utc::now();
     let title = if cand.item.title.is_empty() {
-        article.meta.title.clone().map(|t| feed::clean_line(&t, 300)).unwrap_or_default()
+        article
+            .meta
+            .title
+            .clone()
+            .map(|t| feed::clean_line(&t, 300))
+            .unwrap_or_default()
     } else {
         cand.item.title.clone()
     };
@@ -474,12 +563,23 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
     let decision: Result<Decision, StoreError> = async {
         let _g = ctx.decide.lock().await;
         for (key, by) in [(Some(cand.url_key), "url"), (page_key, "url")] {
-            if let Some(story) = key.map(|k| ctx.store.story_by_key(k)).transpose()?.flatten() {
-                return Ok(Decision::Duplicate { story: story.id, stem: story.stem, by, similarity: None });
+            if let Some(story) = key
+                .map(|k| ctx.store.story_by_key(k))
+                .transpose()?
+                .flatten()
+            {
+                return Ok(Decision::Duplicate {
+                    story: story.id,
+                    stem: story.stem,
+                    by,
+                    similarity: None,
+                });
             }
         }
         if let (Some(sig), false) = (&sig, ctx.config.dedupe.window.is_zero()) {
-            let since = now - chrono::Duration::from_std(ctx.config.dedupe.window).unwrap_or(chrono::Duration::days(7));
+            let since = now
+                - chrono::Duration::from_std(ctx.config.dedupe.window)
+                    .unwrap_or(chrono::Duration::days(7));
             let best = ctx
                 .store
                 .near_candidates(sig, since)?
@@ -488,13 +588,17 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
                 .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.id.cmp(&a.1.id)));
             if let Some((sim, story)) = best {
                 if sim >= ctx.config.dedupe.threshold {
-                    return Ok(Decision::Duplicate { story: story.id, stem: story.stem, by: "text", similarity: Some(sim) });
+                    return Ok(Decision::Duplicate {
+                        story: story.id,
+                        stem: story.stem,
+                        by: "text",
+                        similarity: Some(sim),
+                    });
                 }
             }
         }
-        let mut keys = vec![cand.item_key, cand.url_key];
+        let mut keys = vec![cand.url_key, cand.item_key];
         keys.extend(page_key);
-        ctx.store.begin_write(&stem_str, cand.url_key)?;
         let story = ctx.store.add_story(&NewStory {
             stem: &stem_str,
             feed: &feed.name,
@@ -504,24 +608,43 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
         })?;
         let lock = ctx.story_lock(story);
         let guard = lock.clone().lock_owned().await;
-        Ok(Decision::Write { story, stem: stem.clone(), lock, guard })
+        Ok(Decision::Write {
+            story,
+            stem: stem.clone(),
+            lock,
+            guard,
+        })
     }
     .await;
 
     match decision {
         Err(e) => item_failed(report, cand.link.as_str(), &e.to_string()),
-        Ok(Decision::Duplicate { story, stem, by, similarity }) => {
-            record_duplicate(ctx, feed, &cand, story, &stem, by, similarity, report).await
-        }
-        Ok(Decision::Write { story, stem, lock: _lock, guard: _guard }) => {
+        Ok(Decision::Duplicate {
+            story,
+            stem,
+            by,
+            similarity,
+        }) => record_duplicate(ctx, feed, &cand, story, &stem, by, similarity, report).await,
+        Ok(Decision::Write {
+            story,
+            stem,
+            lock: _lock,
+            guard: _guard,
+        }) => {
             let meta = StoryMeta {
                 id: id.clone(),
                 url: cand.link.to_string(),
-                canonical_url: page_canonical.as_ref().unwrap_or(&cand.canonical).to_string(),
+                canonical_url: page_canonical
+                    .as_ref()
+                    .unwrap_or(&cand.canonical)
+                    .to_string(),
                 feed: feed.name.clone(),
                 title: title.clone(),
                 author: cand.item.author.clone().or(article.meta.author.clone()),
-                published: cand.item.published.or(article.meta.published.map(|d| d.with_timezone(&Utc))),
+                published: cand
+                    .item
+                    .published
+                    .or(article.meta.published.map(|d| d.with_timezone(&Utc))),
                 fetched_at: now,
                 words: article.words(),
                 lang: article.meta.lang.clone(),
@@ -530,22 +653,21 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
             let text = output::render_text(&title, &body);
             let out_dir = ctx.config.output_dir.clone();
             let stem2 = stem.clone();
-            let written = tokio::task::spawn_blocking(move || output::write_story(&out_dir, &stem2, &text, &meta))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
+            let written = tokio::task::spawn_blocking(move || {
+                output::write_story(&out_dir, &stem2, &text, &meta)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
             match written {
                 Ok(()) => {
-                    if let Err(e) = ctx.store.end_write(&stem_str) {
-                        warn!(error = %e, "cannot clear pending write");
-                    }
-                    if ctx.config.extract.learn_min_stories > 0 {
-                        let blocks = block_keys(&article);
-                        for site in site_keys(&cand.link) {
-                            if let Err(e) = ctx.store.learn_blocks(site, &blocks, now) {
-                                warn!(error = %e, "cannot record block fingerprints");
-                            }
-                        }
+                    let (sites, blocks) = if ctx.config.extract.learn_min_stories > 0 {
+                        (site_keys(&cand.link), block_keys(&article))
+                    } else {
+                        (Vec::new(), Vec::new())
+                    };
+                    if let Err(e) = ctx.store.finish_story(&stem_str, &sites, &blocks, now) {
+                        warn!(error = %e, "cannot record finished write");
                     }
                     report.new += 1;
                     debug!(url = %cand.link, path = %stem_str, "written");

@@ -28,7 +28,10 @@ fn unknown_top_level_key_names_file_line_and_key() {
         run.stderr.contains("gleaner.toml:4"),
         "stderr should name file and line as `gleaner.toml:4:...`\n{run}"
     );
-    assert!(run.stderr.contains("bogus"), "stderr should name the key `bogus`\n{run}");
+    assert!(
+        run.stderr.contains("bogus"),
+        "stderr should name the key `bogus`\n{run}"
+    );
 }
 
 #[test]
@@ -53,7 +56,10 @@ fn unknown_key_inside_feed_table_names_its_line() {
         run.stderr.contains("gleaner.toml:11"),
         "stderr should point at gleaner.toml line 11\n{run}"
     );
-    assert!(run.stderr.contains("colour"), "stderr should name the key `colour`\n{run}");
+    assert!(
+        run.stderr.contains("colour"),
+        "stderr should name the key `colour`\n{run}"
+    );
 }
 
 #[test]
@@ -69,8 +75,14 @@ fn wrong_type_for_url_exits_2() {
     );
     let run = check(&td);
     assert_eq!(run.code, Some(2), "`url = 42` must exit 2\n{run}");
-    assert!(run.stderr.contains("gleaner.toml"), "stderr should name the file\n{run}");
-    assert!(run.stderr.contains("url"), "stderr should name the key `url`\n{run}");
+    assert!(
+        run.stderr.contains("gleaner.toml"),
+        "stderr should name the file\n{run}"
+    );
+    assert!(
+        run.stderr.contains("url"),
+        "stderr should name the key `url`\n{run}"
+    );
     assert!(
         run.stderr.contains("gleaner.toml:6"),
         "stderr should point at line 6\n{run}"
@@ -94,8 +106,14 @@ fn duplicate_feed_name_exits_2() {
     );
     let run = check(&td);
     assert_eq!(run.code, Some(2), "duplicate feed name must exit 2\n{run}");
-    assert!(run.stderr.contains("city-desk"), "stderr should name the duplicated feed\n{run}");
-    assert!(run.stderr.contains("gleaner.toml"), "stderr should name the file\n{run}");
+    assert!(
+        run.stderr.contains("city-desk"),
+        "stderr should name the duplicated feed\n{run}"
+    );
+    assert!(
+        run.stderr.contains("gleaner.toml"),
+        "stderr should name the file\n{run}"
+    );
 }
 
 #[test]
@@ -108,7 +126,10 @@ fn valid_config_check_exits_0_and_prints_resolved_config() {
     let run = check(&td);
     assert_eq!(run.code, Some(0), "valid config must pass\n{run}");
     for name in ["harbour-times", "valley-gazette"] {
-        assert!(run.stdout.contains(name), "stdout should list feed {name}\n{run}");
+        assert!(
+            run.stdout.contains(name),
+            "stdout should list feed {name}\n{run}"
+        );
     }
     assert!(
         run.stdout.contains("http://127.0.0.1:9/harbour.rss"),
@@ -135,7 +156,11 @@ fn missing_config_file_exits_2_naming_the_path() {
     let missing = td.root.join("nowhere").join("missing-gleaner.toml");
     for cmd in ["check", "fetch"] {
         let run = td.run(&[OsStr::new(cmd), OsStr::new("--config"), missing.as_os_str()]);
-        assert_eq!(run.code, Some(2), "`{cmd}` with a missing config must exit 2\n{run}");
+        assert_eq!(
+            run.code,
+            Some(2),
+            "`{cmd}` with a missing config must exit 2\n{run}"
+        );
         assert!(
             run.stderr.contains("missing-gleaner.toml"),
             "`{cmd}`: stderr should name the missing path {}\n{run}",
@@ -150,8 +175,15 @@ fn fetch_with_bad_config_exits_2() {
     td.write_config_text("output_dir = \"out\"\nstate_dir = \"state\"\nbogus = 1\n");
     let cfg = td.config_path();
     let run = td.run(&[OsStr::new("fetch"), OsStr::new("--config"), cfg.as_os_str()]);
-    assert_eq!(run.code, Some(2), "fetch with an invalid config must exit 2\n{run}");
-    assert!(run.stderr.contains("bogus"), "stderr should name the key\n{run}");
+    assert_eq!(
+        run.code,
+        Some(2),
+        "fetch with an invalid config must exit 2\n{run}"
+    );
+    assert!(
+        run.stderr.contains("bogus"),
+        "stderr should name the key\n{run}"
+    );
     assert!(
         !td.out_dir().exists() || walk_files(&td.out_dir()).is_empty(),
         "nothing should be written with an invalid config"
@@ -165,7 +197,11 @@ fn fetch_with_unusable_state_dir_exits_2() {
     std::fs::write(td.conf_dir.join("state"), b"not a directory").unwrap();
     td.write_config(&[("alpha", "http://127.0.0.1:9/a.xml")]);
     let run = td.fetch();
-    assert_eq!(run.code, Some(2), "an unusable state_dir must exit 2\n{run}");
+    assert_eq!(
+        run.code,
+        Some(2),
+        "an unusable state_dir must exit 2\n{run}"
+    );
     assert!(
         run.stderr.contains("state"),
         "stderr should mention the state dir\n{run}"

@@ -11,12 +11,17 @@ use crate::common::*;
 /// Every expected paragraph is its own block (blank-line separated), in
 /// order; no boilerplate anywhere.
 fn assert_extracted(text: &str, paras: &[String], ctx: &str) {
-    let bl: Vec<String> = blocks(text).into_iter().map(|b| b.trim().to_string()).collect();
+    let bl: Vec<String> = blocks(text)
+        .into_iter()
+        .map(|b| b.trim().to_string())
+        .collect();
     let mut pos = 0;
     for p in paras {
         match bl[pos..].iter().position(|b| b == p) {
             Some(i) => pos += i + 1,
-            None => panic!("{ctx}: paragraph missing, altered or out of order:\n  {p:?}\nblocks:\n{bl:#?}"),
+            None => panic!(
+                "{ctx}: paragraph missing, altered or out of order:\n  {p:?}\nblocks:\n{bl:#?}"
+            ),
         }
     }
     assert_no_boilerplate(text, ctx);
@@ -70,7 +75,12 @@ fn extract_from_stdin_with_base_url() {
     let page = article_page("Based Story", &paras, None);
 
     let run = td.run_with_stdin(
-        &["extract", "--url", "https://news.example.com/2024/03/based-story", "-"],
+        &[
+            "extract",
+            "--url",
+            "https://news.example.com/2024/03/based-story",
+            "-",
+        ],
         Some(page.as_bytes()),
     );
     assert_eq!(run.code, Some(0), "extract --url BASE -\n{run}");
@@ -93,7 +103,11 @@ fn extract_out_dir_writes_one_txt_per_input_named_by_stem() {
     ];
     for (rel, body, gz) in &inputs {
         let page = article_page(&format!("Story number {body}"), &paragraphs(*body), None);
-        let bytes = if *gz { gzip(page.as_bytes()) } else { page.into_bytes() };
+        let bytes = if *gz {
+            gzip(page.as_bytes())
+        } else {
+            page.into_bytes()
+        };
         let p = td.write_file(rel, bytes);
         args.push(p.to_string_lossy().into_owned());
     }
@@ -119,7 +133,10 @@ fn extract_out_dir_writes_one_txt_per_input_named_by_stem() {
         for (_, other, _) in &inputs {
             if *other != body {
                 let first = &paragraphs(*other)[0];
-                assert!(!text.contains(first.as_str()), "{stem}.txt contains text of input #{other}");
+                assert!(
+                    !text.contains(first.as_str()),
+                    "{stem}.txt contains text of input #{other}"
+                );
             }
         }
     }
@@ -130,11 +147,19 @@ fn extract_from_http_url() {
     let server = TestServer::start();
     let td = TestDir::new();
     let paras = paragraphs(4);
-    server.route_fixed("/remote/page", Response::html(article_page("Remote Page", &paras, None)));
+    server.route_fixed(
+        "/remote/page",
+        Response::html(article_page("Remote Page", &paras, None)),
+    );
 
     let run = td.run(&["extract".to_string(), server.url("/remote/page")]);
     assert_eq!(run.code, Some(0), "extract URL\n{run}");
-    assert_eq!(server.hits("/remote/page"), 1, "the URL should be fetched once\n{}", server.log_summary());
+    assert_eq!(
+        server.hits("/remote/page"),
+        1,
+        "the URL should be fetched once\n{}",
+        server.log_summary()
+    );
     assert_extracted(&run.stdout, &paras, "extract URL");
 }
 
@@ -165,7 +190,10 @@ fn extract_windows_1252_file_with_meta_charset() {
     let path = td.write_file("pages/cafe.html", &bytes[..]);
     let run = td.run(&[OsStr::new("extract"), path.as_os_str()]);
     assert_eq!(run.code, Some(0), "extract windows-1252 file\n{run}");
-    assert!(!run.stdout.contains('\u{FFFD}'), "replacement characters in output\n{run}");
+    assert!(
+        !run.stdout.contains('\u{FFFD}'),
+        "replacement characters in output\n{run}"
+    );
     assert_extracted(&run.stdout, &paras, "extract windows-1252");
 }
 
@@ -174,8 +202,15 @@ fn extract_missing_input_fails_naming_it() {
     let td = TestDir::new();
     let missing = td.root.join("does-not-exist.html");
     let run = td.run(&[OsStr::new("extract"), missing.as_os_str()]);
-    assert_ne!(run.code, Some(0), "extract of a missing file must fail\n{run}");
-    assert!(run.stderr.contains("does-not-exist.html"), "stderr should name the input\n{run}");
+    assert_ne!(
+        run.code,
+        Some(0),
+        "extract of a missing file must fail\n{run}"
+    );
+    assert!(
+        run.stderr.contains("does-not-exist.html"),
+        "stderr should name the input\n{run}"
+    );
 }
 
 #[test]

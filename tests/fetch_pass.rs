@@ -49,13 +49,20 @@ impl Article {
 }
 
 fn assert_exit(run: &RunResult, code: i32, what: &str) {
-    assert_eq!(run.code, Some(code), "{what}: unexpected exit status\n{run}");
+    assert_eq!(
+        run.code,
+        Some(code),
+        "{what}: unexpected exit status\n{run}"
+    );
 }
 
 fn parse_ts(v: &serde_json::Value, field: &str, ctx: &str) -> DateTime<Utc> {
-    let s = v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("{ctx}: json `{field}` must be an RFC 3339 string, got {}", v[field]));
+    let s = v[field].as_str().unwrap_or_else(|| {
+        panic!(
+            "{ctx}: json `{field}` must be an RFC 3339 string, got {}",
+            v[field]
+        )
+    });
     DateTime::parse_from_rfc3339(s)
         .unwrap_or_else(|e| panic!("{ctx}: json `{field}` = {s:?} is not RFC 3339: {e}"))
         .with_timezone(&Utc)
@@ -74,7 +81,11 @@ fn check_story_file(td: &TestDir, art: &Article, server: &TestServer) -> Story {
         art.published
     );
     let id = json_scalar(&story.json["id"]);
-    assert!(!id.is_empty() && id != "null", "{ctx}: json `id` missing: {}", story.json);
+    assert!(
+        !id.is_empty() && id != "null",
+        "{ctx}: json `id` missing: {}",
+        story.json
+    );
     let stem = story.txt.file_stem().unwrap().to_str().unwrap().to_string();
     assert!(
         stem.ends_with(&format!("-{id}")),
@@ -91,18 +102,35 @@ fn check_story_file(td: &TestDir, art: &Article, server: &TestServer) -> Story {
 
     // JSON.
     let j = &story.json;
-    assert_eq!(j["url"].as_str(), Some(server.url(&art.path).as_str()), "{ctx}: json url\n{j:#}");
+    assert_eq!(
+        j["url"].as_str(),
+        Some(server.url(&art.path).as_str()),
+        "{ctx}: json url\n{j:#}"
+    );
     assert_eq!(
         j["canonical_url"].as_str(),
         Some(server.url(&art.path).as_str()),
         "{ctx}: json canonical_url\n{j:#}"
     );
-    assert_eq!(j["feed"].as_str(), Some(art.feed), "{ctx}: json feed\n{j:#}");
-    assert_eq!(j["title"].as_str(), Some(art.title.as_str()), "{ctx}: json title\n{j:#}");
-    assert_eq!(parse_ts(j, "published", &ctx), art.published, "{ctx}: json published\n{j:#}");
+    assert_eq!(
+        j["feed"].as_str(),
+        Some(art.feed),
+        "{ctx}: json feed\n{j:#}"
+    );
+    assert_eq!(
+        j["title"].as_str(),
+        Some(art.title.as_str()),
+        "{ctx}: json title\n{j:#}"
+    );
+    assert_eq!(
+        parse_ts(j, "published", &ctx),
+        art.published,
+        "{ctx}: json published\n{j:#}"
+    );
     let words = j["words"]
         .as_u64()
-        .unwrap_or_else(|| panic!("{ctx}: json `words` must be a number\n{j:#}")) as usize;
+        .unwrap_or_else(|| panic!("{ctx}: json `words` must be a number\n{j:#}"))
+        as usize;
     let body_words = word_count(&art.paras);
     let with_title = body_words + art.title.split_whitespace().count();
     assert!(
@@ -179,9 +207,17 @@ fn first_pass_writes_every_story_with_paths_text_and_json() {
     let txts = td.output_files("txt");
     let jsons = td.output_files("json");
     assert_eq!(txts.len(), 3, "expected 3 .txt files, got {txts:#?}\n{run}");
-    assert_eq!(jsons.len(), 3, "expected 3 .json files, got {jsons:#?}\n{run}");
+    assert_eq!(
+        jsons.len(),
+        3,
+        "expected 3 .json files, got {jsons:#?}\n{run}"
+    );
 
-    for (art, author) in [(&bridge, "Jane Doe"), (&library, "Sam Lee"), (&orchard, "Priya Raman")] {
+    for (art, author) in [
+        (&bridge, "Jane Doe"),
+        (&library, "Sam Lee"),
+        (&orchard, "Priya Raman"),
+    ] {
         let story = check_story_file(&td, art, &server);
         let ctx = format!("story {:?}", art.title);
         let j = &story.json;
@@ -193,7 +229,8 @@ fn first_pass_writes_every_story_with_paths_text_and_json() {
         );
         let fetched = parse_ts(j, "fetched_at", &ctx);
         assert!(
-            fetched >= before - ChronoDuration::seconds(2) && fetched <= after + ChronoDuration::seconds(2),
+            fetched >= before - ChronoDuration::seconds(2)
+                && fetched <= after + ChronoDuration::seconds(2),
             "{ctx}: fetched_at {fetched} is not within the run ({before} .. {after})"
         );
     }
@@ -247,13 +284,24 @@ fn second_pass_sends_conditional_get_and_writes_nothing_new() {
     b.serve(&server);
     let etag = "\"metro-v1-5f3a\"";
     let last_modified = "Mon, 04 Mar 2024 09:00:00 GMT";
-    let doc = rss("Metro Wire", &server.url("/metro"), &[a.item(&server), b.item(&server)]);
-    server.route("/metro/feed.xml", conditional(Response::rss(doc), etag, last_modified));
+    let doc = rss(
+        "Metro Wire",
+        &server.url("/metro"),
+        &[a.item(&server), b.item(&server)],
+    );
+    server.route(
+        "/metro/feed.xml",
+        conditional(Response::rss(doc), etag, last_modified),
+    );
     td.write_config(&[("metro-wire", &server.url("/metro/feed.xml"))]);
 
     let run1 = td.fetch();
     assert_exit(&run1, 0, "first pass");
-    assert_eq!(td.output_files("txt").len(), 2, "first pass should write 2 stories\n{run1}");
+    assert_eq!(
+        td.output_files("txt").len(),
+        2,
+        "first pass should write 2 stories\n{run1}"
+    );
     let snapshot = td.snapshot_output();
 
     let run2 = td.fetch();
@@ -275,17 +323,29 @@ fn second_pass_sends_conditional_get_and_writes_nothing_new() {
          got If-None-Match={inm:?} If-Modified-Since={ims:?}; headers: {:#?}",
         second.headers
     );
-    assert_eq!(second.status, 304, "test server should have answered 304 on the second pass");
+    assert_eq!(
+        second.status, 304,
+        "test server should have answered 304 on the second pass"
+    );
 
-    assert_eq!(server.hits(&a.path), 1, "page re-fetched on 304 pass\n{}", server.log_summary());
-    assert_eq!(server.hits(&b.path), 1, "page re-fetched on 304 pass\n{}", server.log_summary());
+    assert_eq!(
+        server.hits(&a.path),
+        1,
+        "page re-fetched on 304 pass\n{}",
+        server.log_summary()
+    );
+    assert_eq!(
+        server.hits(&b.path),
+        1,
+        "page re-fetched on 304 pass\n{}",
+        server.log_summary()
+    );
     assert_eq!(
         td.snapshot_output(),
         snapshot,
         "output changed on the second (304) pass\n{run2}"
     );
 }
-
 
 #[test]
 fn page_that_failed_with_500_is_written_on_next_pass() {
@@ -316,22 +376,42 @@ fn page_that_failed_with_500_is_written_on_next_pass() {
             Response::html(flaky.page(&server)),
         ),
     );
-    let doc = rss("Coast News", &server.url("/coast"), &[good.item(&server), flaky.item(&server)]);
+    let doc = rss(
+        "Coast News",
+        &server.url("/coast"),
+        &[good.item(&server), flaky.item(&server)],
+    );
     server.route_fixed("/coast/rss", Response::rss(doc));
     td.write_config(&[("coast-news", &server.url("/coast/rss"))]);
 
     let run1 = td.fetch();
-    assert_exit(&run1, 0, "pass with a 500 page (a failing page is not fatal)");
-    assert!(server.hits(&flaky.path) >= 1, "flaky page was never requested\n{}", server.log_summary());
+    assert_exit(
+        &run1,
+        0,
+        "pass with a 500 page (a failing page is not fatal)",
+    );
+    assert!(
+        server.hits(&flaky.path) >= 1,
+        "flaky page was never requested\n{}",
+        server.log_summary()
+    );
     let txts = td.output_files("txt");
-    assert_eq!(txts.len(), 1, "only the good story should be written on pass 1: {txts:#?}\n{run1}");
+    assert_eq!(
+        txts.len(),
+        1,
+        "only the good story should be written on pass 1: {txts:#?}\n{run1}"
+    );
     check_story_file(&td, &good, &server);
 
     healthy.store(true, Ordering::SeqCst);
     let run2 = td.fetch();
     assert_exit(&run2, 0, "second pass");
     let txts = td.output_files("txt");
-    assert_eq!(txts.len(), 2, "the failed page should be written on pass 2: {txts:#?}\n{run2}");
+    assert_eq!(
+        txts.len(),
+        2,
+        "the failed page should be written on pass 2: {txts:#?}\n{run2}"
+    );
     check_story_file(&td, &flaky, &server);
     assert_eq!(
         server.hits(&good.path),
@@ -368,18 +448,29 @@ fn page_that_failed_is_retried_even_though_feed_has_validators() {
     let doc = rss("River Post", &server.url("/river"), &[flaky.item(&server)]);
     server.route(
         "/river/feed",
-        conditional(Response::rss(doc), "\"river-1\"", "Sat, 02 Mar 2024 08:00:00 GMT"),
+        conditional(
+            Response::rss(doc),
+            "\"river-1\"",
+            "Sat, 02 Mar 2024 08:00:00 GMT",
+        ),
     );
     td.write_config(&[("river-post", &server.url("/river/feed"))]);
 
     let run1 = td.fetch();
     assert_exit(&run1, 0, "pass with a 503 page");
-    assert!(td.output_files("txt").is_empty(), "nothing should be written on pass 1\n{run1}");
+    assert!(
+        td.output_files("txt").is_empty(),
+        "nothing should be written on pass 1\n{run1}"
+    );
 
     healthy.store(true, Ordering::SeqCst);
     let run2 = td.fetch();
     assert_exit(&run2, 0, "second pass");
-    let feed_statuses: Vec<u16> = server.requests_for("/river/feed").iter().map(|r| r.status).collect();
+    let feed_statuses: Vec<u16> = server
+        .requests_for("/river/feed")
+        .iter()
+        .map(|r| r.status)
+        .collect();
     assert_eq!(
         td.output_files("txt").len(),
         1,
@@ -436,7 +527,11 @@ fn malformed_feed_fails_alone() {
     assert_exit(&run, 0, "a malformed feed must not be fatal");
 
     let txts = td.output_files("txt");
-    assert_eq!(txts.len(), 2, "both good feeds' stories should be written: {txts:#?}\n{run}");
+    assert_eq!(
+        txts.len(),
+        2,
+        "both good feeds' stories should be written: {txts:#?}\n{run}"
+    );
     check_story_file(&td, &a, &server);
     check_story_file(&td, &b, &server);
     assert!(
@@ -449,7 +544,10 @@ fn malformed_feed_fails_alone() {
         "the malformed feed should be reported by name (stdout summary or stderr)\n{run}"
     );
     for feed in ["morning-post", "evening-star"] {
-        assert!(run.stdout.contains(feed), "summary should mention {feed}\n{run}");
+        assert!(
+            run.stdout.contains(feed),
+            "summary should mention {feed}\n{run}"
+        );
     }
 }
 
@@ -493,7 +591,11 @@ fn same_article_from_two_feeds_is_one_story_with_a_duplicate_entry() {
     let run = td.fetch();
     assert_exit(&run, 0, "pass with a duplicate");
     let txts = td.output_files("txt");
-    assert_eq!(txts.len(), 1, "a duplicate must never be a second .txt: {txts:#?}\n{run}");
+    assert_eq!(
+        txts.len(),
+        1,
+        "a duplicate must never be a second .txt: {txts:#?}\n{run}"
+    );
     let story = td.stories().remove(0);
     let j = &story.json;
     let first_feed = j["feed"].as_str().unwrap_or_default().to_string();
@@ -503,9 +605,17 @@ fn same_article_from_two_feeds_is_one_story_with_a_duplicate_entry() {
         other => panic!("json feed = {other:?}, expected one of the two feeds\n{j:#}"),
     };
     if first_feed == "national-desk" {
-        assert_eq!(j["url"].as_str(), Some(plain.as_str()), "json url is the feed's link\n{j:#}");
+        assert_eq!(
+            j["url"].as_str(),
+            Some(plain.as_str()),
+            "json url is the feed's link\n{j:#}"
+        );
     } else {
-        assert_eq!(j["url"].as_str(), Some(tracked.as_str()), "json url is the feed's link\n{j:#}");
+        assert_eq!(
+            j["url"].as_str(),
+            Some(tracked.as_str()),
+            "json url is the feed's link\n{j:#}"
+        );
     }
     assert_eq!(
         j["canonical_url"].as_str(),
@@ -517,9 +627,17 @@ fn same_article_from_two_feeds_is_one_story_with_a_duplicate_entry() {
         let dups = j["duplicates"]
             .as_array()
             .unwrap_or_else(|| panic!("{when}: json `duplicates` must be a list\n{j:#}"));
-        assert_eq!(dups.len(), 1, "{when}: exactly one duplicate entry expected\n{j:#}");
+        assert_eq!(
+            dups.len(),
+            1,
+            "{when}: exactly one duplicate entry expected\n{j:#}"
+        );
         let d = &dups[0];
-        assert_eq!(d["feed"].as_str(), Some(other_feed), "{when}: duplicate entry should name the other feed\n{j:#}");
+        assert_eq!(
+            d["feed"].as_str(),
+            Some(other_feed),
+            "{when}: duplicate entry should name the other feed\n{j:#}"
+        );
         assert_eq!(
             d["url"].as_str(),
             Some(other_url.as_str()),
@@ -532,7 +650,11 @@ fn same_article_from_two_feeds_is_one_story_with_a_duplicate_entry() {
     // A second pass sees both items again: still one story, still one entry.
     let run2 = td.fetch();
     assert_exit(&run2, 0, "second pass");
-    assert_eq!(td.output_files("txt").len(), 1, "second pass wrote another story\n{run2}");
+    assert_eq!(
+        td.output_files("txt").len(),
+        1,
+        "second pass wrote another story\n{run2}"
+    );
     let j2 = td.read_json(&story.json_path);
     check_dups(&j2, "after pass 2");
 }
@@ -540,7 +662,10 @@ fn same_article_from_two_feeds_is_one_story_with_a_duplicate_entry() {
 #[test]
 fn http_feed_item_linking_to_file_url_reads_nothing() {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    assert!(passwd.contains("root:"), "test premise: /etc/passwd should contain root:");
+    assert!(
+        passwd.contains("root:"),
+        "test premise: /etc/passwd should contain root:"
+    );
 
     let server = TestServer::start();
     let td = TestDir::new();
@@ -556,7 +681,11 @@ fn http_feed_item_linking_to_file_url_reads_nothing() {
         "Open Feed",
         &server.url("/open"),
         &[
-            Item::new("Local Secrets Revealed", "file:///etc/passwd", utc("2024-03-05T09:00:00Z")),
+            Item::new(
+                "Local Secrets Revealed",
+                "file:///etc/passwd",
+                utc("2024-03-05T09:00:00Z"),
+            ),
             ok.item(&server),
         ],
     );
@@ -583,7 +712,11 @@ fn http_feed_item_linking_to_file_url_reads_nothing() {
         );
     }
     let txts = td.output_files("txt");
-    assert_eq!(txts.len(), 1, "only the http story should be written: {txts:#?}\n{run}");
+    assert_eq!(
+        txts.len(),
+        1,
+        "only the http story should be written: {txts:#?}\n{run}"
+    );
     check_story_file(&td, &ok, &server);
     assert!(
         run.combined().contains("passwd") || run.combined().contains("file://"),
@@ -608,9 +741,16 @@ fn hostile_titles_stay_inside_output_dir_with_valid_names() {
         let path = format!("/odd/story-{i}");
         let paras = paragraphs(i);
         server.route_fixed(&path, Response::html(article_page(t, &paras, None)));
-        items.push(Item::new(t, &server.url(&path), utc("2024-03-05T12:00:00Z")));
+        items.push(Item::new(
+            t,
+            &server.url(&path),
+            utc("2024-03-05T12:00:00Z"),
+        ));
     }
-    server.route_fixed("/odd/rss", Response::rss(rss("Odd Feed", &server.url("/odd"), &items)));
+    server.route_fixed(
+        "/odd/rss",
+        Response::rss(rss("Odd Feed", &server.url("/odd"), &items)),
+    );
     td.write_config(&[("odd-feed", &server.url("/odd/rss"))]);
 
     let run = td.fetch();
@@ -626,7 +766,10 @@ fn hostile_titles_stay_inside_output_dir_with_valid_names() {
             p.display()
         );
     }
-    assert!(!td.root.join("etc").exists() && !td.conf_dir.join("etc").exists(), "an etc/ dir escaped output_dir");
+    assert!(
+        !td.root.join("etc").exists() && !td.conf_dir.join("etc").exists(),
+        "an etc/ dir escaped output_dir"
+    );
 
     for p in walk_all(&out) {
         let name = p.file_name().unwrap();
@@ -645,11 +788,17 @@ fn hostile_titles_stay_inside_output_dir_with_valid_names() {
     }
 
     let txts = td.output_files("txt");
-    assert_eq!(txts.len(), 3, "all three stories should be written: {txts:#?}\n{run}");
+    assert_eq!(
+        txts.len(),
+        3,
+        "all three stories should be written: {txts:#?}\n{run}"
+    );
     for (i, t) in titles.iter().enumerate() {
         let story = td.story_titled(t);
         assert!(
-            story.txt.starts_with(Path::new("odd-feed").join("2024/03/05")),
+            story
+                .txt
+                .starts_with(Path::new("odd-feed").join("2024/03/05")),
             "{} not under odd-feed/2024/03/05",
             story.txt.display()
         );
@@ -692,8 +841,14 @@ fn legacy_charsets_windows_1252_and_shift_jis_decode_correctly() {
     });
     let (fr_bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(&fr_html);
     assert!(!unmappable, "fixture must be representable in windows-1252");
-    assert!(fr_bytes.contains(&0xE9) && fr_bytes.contains(&0x92), "fixture must contain 0xE9 and 0x92");
-    assert!(std::str::from_utf8(&fr_bytes).is_err(), "fixture must not be valid UTF-8");
+    assert!(
+        fr_bytes.contains(&0xE9) && fr_bytes.contains(&0x92),
+        "fixture must contain 0xE9 and 0x92"
+    );
+    assert!(
+        std::str::from_utf8(&fr_bytes).is_err(),
+        "fixture must not be valid UTF-8"
+    );
     server.route_fixed(
         "/intl/cafe",
         Response::ok("text/html", fr_bytes.into_owned()),
@@ -722,7 +877,10 @@ fn legacy_charsets_windows_1252_and_shift_jis_decode_correctly() {
     });
     let (ja_bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(&ja_html);
     assert!(!unmappable, "fixture must be representable in Shift_JIS");
-    assert!(std::str::from_utf8(&ja_bytes).is_err(), "fixture must not be valid UTF-8");
+    assert!(
+        std::str::from_utf8(&ja_bytes).is_err(),
+        "fixture must not be valid UTF-8"
+    );
     server.route_fixed(
         "/intl/sakura",
         Response::ok("text/html; charset=Shift_JIS", ja_bytes.into_owned()),
@@ -732,8 +890,16 @@ fn legacy_charsets_windows_1252_and_shift_jis_decode_correctly() {
         "International",
         &server.url("/intl"),
         &[
-            Item::new(fr_title, &server.url("/intl/cafe"), utc("2024-03-05T09:00:00Z")),
-            Item::new(ja_title, &server.url("/intl/sakura"), utc("2024-03-05T03:00:00Z")),
+            Item::new(
+                fr_title,
+                &server.url("/intl/cafe"),
+                utc("2024-03-05T09:00:00Z"),
+            ),
+            Item::new(
+                ja_title,
+                &server.url("/intl/sakura"),
+                utc("2024-03-05T03:00:00Z"),
+            ),
         ],
     );
     server.route_fixed("/intl/rss", Response::rss(doc));
@@ -741,19 +907,45 @@ fn legacy_charsets_windows_1252_and_shift_jis_decode_correctly() {
 
     let run = td.fetch();
     assert_exit(&run, 0, "charset pass");
-    assert_eq!(td.output_files("txt").len(), 2, "both stories should be written\n{run}");
+    assert_eq!(
+        td.output_files("txt").len(),
+        2,
+        "both stories should be written\n{run}"
+    );
 
     let fr = td.story_titled(fr_title);
-    assert!(!fr.text.contains('\u{FFFD}'), "windows-1252 page decoded with replacement chars:\n{}", fr.text);
-    for needle in ["caf\u{e9}", "it\u{2019}s", "cr\u{e8}me br\u{fb}l\u{e9}e", "\u{20ac}4", "fa\u{e7}ade"] {
-        assert!(fr.text.contains(needle), "windows-1252 page: {needle:?} missing from:\n{}", fr.text);
+    assert!(
+        !fr.text.contains('\u{FFFD}'),
+        "windows-1252 page decoded with replacement chars:\n{}",
+        fr.text
+    );
+    for needle in [
+        "caf\u{e9}",
+        "it\u{2019}s",
+        "cr\u{e8}me br\u{fb}l\u{e9}e",
+        "\u{20ac}4",
+        "fa\u{e7}ade",
+    ] {
+        assert!(
+            fr.text.contains(needle),
+            "windows-1252 page: {needle:?} missing from:\n{}",
+            fr.text
+        );
     }
     assert_story_text(&fr.text, fr_title, &fr_paras, "windows-1252 page");
 
     let ja = td.story_titled(ja_title);
-    assert!(!ja.text.contains('\u{FFFD}'), "Shift_JIS page decoded with replacement chars:\n{}", ja.text);
+    assert!(
+        !ja.text.contains('\u{FFFD}'),
+        "Shift_JIS page decoded with replacement chars:\n{}",
+        ja.text
+    );
     for needle in ["気象庁は五日", "和菓子店の店主"] {
-        assert!(ja.text.contains(needle), "Shift_JIS page: {needle:?} missing from:\n{}", ja.text);
+        assert!(
+            ja.text.contains(needle),
+            "Shift_JIS page: {needle:?} missing from:\n{}",
+            ja.text
+        );
     }
     assert_story_text(&ja.text, ja_title, &ja_paras, "Shift_JIS page");
 }

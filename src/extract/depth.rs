@@ -12,10 +12,41 @@ use std::borrow::Cow;
 fn counts(name: &[u8]) -> bool {
     !matches!(
         name,
-        b"area" | b"base" | b"br" | b"col" | b"embed" | b"hr" | b"img" | b"input" | b"link" | b"meta"
-            | b"param" | b"source" | b"track" | b"wbr" | b"p" | b"li" | b"dt" | b"dd" | b"tr" | b"td"
-            | b"th" | b"thead" | b"tbody" | b"tfoot" | b"option" | b"optgroup" | b"rt" | b"rp"
-            | b"colgroup" | b"caption" | b"html" | b"head" | b"body" | b"frame" | b"keygen"
+        b"area"
+            | b"base"
+            | b"br"
+            | b"col"
+            | b"embed"
+            | b"hr"
+            | b"img"
+            | b"input"
+            | b"link"
+            | b"meta"
+            | b"param"
+            | b"source"
+            | b"track"
+            | b"wbr"
+            | b"p"
+            | b"li"
+            | b"dt"
+            | b"dd"
+            | b"tr"
+            | b"td"
+            | b"th"
+            | b"thead"
+            | b"tbody"
+            | b"tfoot"
+            | b"option"
+            | b"optgroup"
+            | b"rt"
+            | b"rp"
+            | b"colgroup"
+            | b"caption"
+            | b"html"
+            | b"head"
+            | b"body"
+            | b"frame"
+            | b"keygen"
     )
 }
 
@@ -44,7 +75,10 @@ pub fn cap_depth(html: &str, limit: usize) -> Cow<'_, str> {
             i = start + 1;
             continue;
         }
-        let name: Vec<u8> = b[name_start..name_start + name_len].iter().map(u8::to_ascii_lowercase).collect();
+        let name: Vec<u8> = b[name_start..name_start + name_len]
+            .iter()
+            .map(u8::to_ascii_lowercase)
+            .collect();
         let end = memchr(b'>', &b[name_start..]).map_or(b.len(), |e| name_start + e + 1);
         let self_closing = end >= 2 && b[end - 2] == b'/';
         let mut drop = false;
@@ -69,7 +103,12 @@ pub fn cap_depth(html: &str, limit: usize) -> Cow<'_, str> {
             copied = end;
         }
         i = end;
-        if !close && matches!(name.as_slice(), b"script" | b"style" | b"textarea" | b"title" | b"xmp") {
+        if !close
+            && matches!(
+                name.as_slice(),
+                b"script" | b"style" | b"textarea" | b"title" | b"xmp"
+            )
+        {
             let mut closer = b"</".to_vec();
             closer.extend_from_slice(&name);
             i = find_ci(&b[i..], &closer).map_or(b.len(), |e| i + e);
@@ -93,7 +132,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]

@@ -60,9 +60,29 @@ impl Meta {
 fn is_skipped(name: &str) -> bool {
     matches!(
         name,
-        "script" | "style" | "noscript" | "template" | "svg" | "math" | "iframe" | "object"
-            | "embed" | "canvas" | "video" | "audio" | "select" | "option" | "button" | "input"
-            | "textarea" | "dialog" | "map" | "picture" | "source" | "track" | "figcaption"
+        "script"
+            | "style"
+            | "noscript"
+            | "template"
+            | "svg"
+            | "math"
+            | "iframe"
+            | "object"
+            | "embed"
+            | "canvas"
+            | "video"
+            | "audio"
+            | "select"
+            | "option"
+            | "button"
+            | "input"
+            | "textarea"
+            | "dialog"
+            | "map"
+            | "picture"
+            | "source"
+            | "track"
+            | "figcaption"
             | "label"
     )
 }
@@ -117,19 +137,58 @@ fn text_sizes(doc: &Html) -> (std::collections::HashMap<NodeId, usize>, usize) {
             }
         }
     }
-    let total = sizes.get(&doc.tree.root().id()).copied().unwrap_or_else(|| {
-        doc.tree.root().children().filter_map(|c| sizes.get(&c.id())).sum()
-    });
+    let total = sizes
+        .get(&doc.tree.root().id())
+        .copied()
+        .unwrap_or_else(|| {
+            doc.tree
+                .root()
+                .children()
+                .filter_map(|c| sizes.get(&c.id()))
+                .sum()
+        });
     (sizes, total)
 }
 
 fn is_inline(name: &str) -> bool {
     matches!(
         name,
-        "a" | "abbr" | "b" | "bdi" | "bdo" | "cite" | "code" | "data" | "dfn" | "em" | "font"
-            | "i" | "kbd" | "mark" | "q" | "rp" | "rt" | "ruby" | "s" | "samp" | "small" | "span"
-            | "strong" | "sub" | "sup" | "time" | "u" | "var" | "wbr" | "img" | "strike" | "big"
-            | "tt" | "nobr" | "del" | "ins" | "acronym"
+        "a" | "abbr"
+            | "b"
+            | "bdi"
+            | "bdo"
+            | "cite"
+            | "code"
+            | "data"
+            | "dfn"
+            | "em"
+            | "font"
+            | "i"
+            | "kbd"
+            | "mark"
+            | "q"
+            | "rp"
+            | "rt"
+            | "ruby"
+            | "s"
+            | "samp"
+            | "small"
+            | "span"
+            | "strong"
+            | "sub"
+            | "sup"
+            | "time"
+            | "u"
+            | "var"
+            | "wbr"
+            | "img"
+            | "strike"
+            | "big"
+            | "tt"
+            | "nobr"
+            | "del"
+            | "ins"
+            | "acronym"
     )
 }
 
@@ -155,7 +214,11 @@ fn is_hidden(e: &Element) -> bool {
         return true;
     }
     if let Some(style) = e.attr("style") {
-        let s: String = style.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+        let s: String = style
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
         if s.contains("display:none") || s.contains("visibility:hidden") {
             return true;
         }
@@ -196,11 +259,18 @@ pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
     let mut skipping: Option<NodeId> = None;
     let mut in_h1: Option<String> = None;
 
-    let flush = |buf: &mut String, chars: &mut usize, link_chars: &mut usize, stack: &[Frame], quote: usize, blocks: &mut Vec<RawBlock>| {
+    let flush = |buf: &mut String,
+                 chars: &mut usize,
+                 link_chars: &mut usize,
+                 stack: &[Frame],
+                 quote: usize,
+                 blocks: &mut Vec<RawBlock>| {
         if *chars > 0 {
             let text = buf.trim().to_string();
             if !text.is_empty() {
-                let (node, tag) = stack.last().map_or((None, Tag::Div), |f| (Some(f.id), f.tag));
+                let (node, tag) = stack
+                    .last()
+                    .map_or((None, Tag::Div), |f| (Some(f.id), f.tag));
                 if let Some(node) = node {
                     blocks.push(RawBlock {
                         chars: text.chars().count(),
@@ -231,29 +301,32 @@ pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
                         // Metadata lives in <head>, which the text walk skips.
                         match name {
                             "html" => {
-                                meta.lang = e.attr("lang").or_else(|| e.attr("xml:lang")).map(str::to_string)
+                                meta.lang = e
+                                    .attr("lang")
+                                    .or_else(|| e.attr("xml:lang"))
+                                    .map(str::to_string)
                             }
                             "meta" => {
-                                let key = e.attr("property").or_else(|| e.attr("name")).or_else(|| e.attr("itemprop"));
+                                let key = e
+                                    .attr("property")
+                                    .or_else(|| e.attr("name"))
+                                    .or_else(|| e.attr("itemprop"));
                                 if let (Some(k), Some(v)) = (key, e.attr("content")) {
                                     meta.metas.push((k.to_ascii_lowercase(), v.to_string()));
                                 }
                             }
-                            "link" => {
-                                if e.attr("rel").is_some_and(|r| r.split_whitespace().any(|t| t.eq_ignore_ascii_case("canonical")))
-                                    && meta.canonical.is_none()
-                                {
-                                    meta.canonical = e.attr("href").map(str::to_string);
-                                }
+                            "link"
+                                if meta.canonical.is_none()
+                                    && has_token(e.attr("rel"), "canonical") =>
+                            {
+                                meta.canonical = e.attr("href").map(str::to_string);
                             }
-                            "script" => {
-                                if e.attr("type").is_some_and(|t| t.trim().eq_ignore_ascii_case("application/ld+json")) {
-                                    let text: String = node
-                                        .children()
-                                        .filter_map(|c| c.value().as_text().map(|t| t.to_string()))
-                                        .collect();
-                                    meta.ld_json.push(text);
-                                }
+                            "script" if has_token(e.attr("type"), "application/ld+json") => {
+                                let text: String = node
+                                    .children()
+                                    .filter_map(|c| c.value().as_text().map(|t| t.to_string()))
+                                    .collect();
+                                meta.ld_json.push(text);
                             }
                             "time" if meta.time_datetime.is_none() => {
                                 meta.time_datetime = e.attr("datetime").map(str::to_string)
@@ -263,7 +336,10 @@ pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
                         if name == "title" {
                             // Title text is read below; its subtree is not body text.
                             skipping = Some(node.id());
-                            let t: String = node.children().filter_map(|c| c.value().as_text().map(|t| t.to_string())).collect();
+                            let t: String = node
+                                .children()
+                                .filter_map(|c| c.value().as_text().map(|t| t.to_string()))
+                                .collect();
                             if meta.title.is_none() {
                                 meta.title = Some(t);
                             }
@@ -279,7 +355,14 @@ pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
                             continue;
                         }
                         if name == "br" || name == "hr" {
-                            flush(&mut buf, &mut chars, &mut link_chars, &stack, quote, &mut blocks);
+                            flush(
+                                &mut buf,
+                                &mut chars,
+                                &mut link_chars,
+                                &stack,
+                                quote,
+                                &mut blocks,
+                            );
                             continue;
                         }
                         if name == "a" {
@@ -291,7 +374,14 @@ pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
                         if is_inline(name) {
                             continue;
                         }
-                        flush(&mut buf, &mut chars, &mut link_chars, &stack, quote, &mut blocks);
+                        flush(
+                            &mut buf,
+                            &mut chars,
+                            &mut link_chars,
+                            &stack,
+                            quote,
+                            &mut blocks,
+                        );
                         if name == "blockquote" {
                             quote += 1;
                         }
@@ -358,7 +448,14 @@ pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
                     if is_inline(name) {
                         continue;
                     }
-                    flush(&mut buf, &mut chars, &mut link_chars, &stack, quote, &mut blocks);
+                    flush(
+                        &mut buf,
+                        &mut chars,
+                        &mut link_chars,
+                        &stack,
+                        quote,
+                        &mut blocks,
+                    );
                     if name == "blockquote" {
                         quote = quote.saturating_sub(1);
                     }
@@ -372,12 +469,28 @@ pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
             }
         }
     }
-    flush(&mut buf, &mut chars, &mut link_chars, &stack, quote, &mut blocks);
+    flush(
+        &mut buf,
+        &mut chars,
+        &mut link_chars,
+        &stack,
+        quote,
+        &mut blocks,
+    );
     // Link characters were counted on raw text; keep the ratio in [0, 1].
     for b in &mut blocks {
         b.link_chars = b.link_chars.min(b.chars);
     }
-    Walk { blocks, meta, sizes }
+    Walk {
+        blocks,
+        meta,
+        sizes,
+    }
+}
+
+/// Whether a space-separated attribute value holds `token` (any case).
+fn has_token(value: Option<&str>, token: &str) -> bool {
+    value.is_some_and(|v| v.split_whitespace().any(|t| t.eq_ignore_ascii_case(token)))
 }
 
 /// Appends `s` with runs of whitespace collapsed to one space; returns the

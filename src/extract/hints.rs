@@ -24,60 +24,161 @@ pub struct Hint {
 }
 
 const STRONG_PREFIXES: &[&str] = &[
-    "share", "sharing", "social", "comment", "related", "recommend", "promo", "newsletter",
-    "subscri", "cookie", "consent", "gdpr", "breadcrumb", "outbrain", "taboola", "disqus",
-    "popup", "modal", "signup", "paywall", "jp-related", "relatedposts", "sharedaddy",
-    "trending", "mostread", "mostpopular", "readmore", "read-more", "inline-more",
-    "appdownload", "app-promo", "skiplink", "skip-link", "topic-list", "topiclist", "taglist",
+    "share",
+    "sharing",
+    "social",
+    "comment",
+    "related",
+    "recommend",
+    "promo",
+    "newsletter",
+    "subscri",
+    "cookie",
+    "consent",
+    "gdpr",
+    "breadcrumb",
+    "outbrain",
+    "taboola",
+    "disqus",
+    "popup",
+    "modal",
+    "signup",
+    "paywall",
+    "jp-related",
+    "relatedposts",
+    "sharedaddy",
+    "trending",
+    "mostread",
+    "mostpopular",
+    "readmore",
+    "read-more",
+    "inline-more",
+    "appdownload",
+    "app-promo",
+    "skiplink",
+    "skip-link",
+    "topic-list",
+    "topiclist",
+    "taglist",
     "tag-list",
 ];
 const STRONG_WORDS: &[&str] = &[
-    "login", "comments", "related", "share", "social", "newsletter", "promo", "recirc",
+    "login",
+    "comments",
+    "related",
+    "share",
+    "social",
+    "newsletter",
+    "promo",
+    "recirc",
 ];
-const STRUCTURAL_PREFIXES: &[&str] = &["sidebar", "footer", "navbar", "navigation", "toolbar", "pagination"];
+const STRUCTURAL_PREFIXES: &[&str] = &[
+    "sidebar",
+    "footer",
+    "navbar",
+    "navigation",
+    "toolbar",
+    "pagination",
+];
 const STRUCTURAL_WORDS: &[&str] = &[
     "nav", "menu", "widget", "widgets", "banner", "masthead", "footer", "sidebar", "overlay",
     "tags", "more", "rail",
 ];
 const WEAK_WORDS: &[&str] = &[
-    "ad", "ads", "adv", "advert", "advertisement", "advertising", "sponsor", "sponsored",
-    "caption", "credit", "credits", "byline", "author", "meta", "hidden", "print", "header",
-    "dateline", "timestamp", "date", "tag", "app", "download", "extra", "aside", "inline",
-    "lightbox", "gallery", "slot", "label", "subline",
+    "ad",
+    "ads",
+    "adv",
+    "advert",
+    "advertisement",
+    "advertising",
+    "sponsor",
+    "sponsored",
+    "caption",
+    "credit",
+    "credits",
+    "byline",
+    "author",
+    "meta",
+    "hidden",
+    "print",
+    "header",
+    "dateline",
+    "timestamp",
+    "date",
+    "tag",
+    "app",
+    "download",
+    "extra",
+    "aside",
+    "inline",
+    "lightbox",
+    "gallery",
+    "slot",
+    "label",
+    "subline",
 ];
 const POSITIVE_WORDS: &[&str] = &[
-    "article", "articlebody", "content", "entry", "post", "story", "storybody", "text", "body",
-    "main", "prose", "blog", "news", "column", "maincontent", "postcontent", "entrycontent",
-    "articletext", "richtext", "rte",
+    "article",
+    "articlebody",
+    "content",
+    "entry",
+    "post",
+    "story",
+    "storybody",
+    "text",
+    "body",
+    "main",
+    "prose",
+    "blog",
+    "news",
+    "column",
+    "maincontent",
+    "postcontent",
+    "entrycontent",
+    "articletext",
+    "richtext",
+    "rte",
 ];
 
 pub fn hint(e: &Element) -> Hint {
     let mut h = Hint::default();
     if let Some(p) = e.attr("itemprop") {
-        if p.split_whitespace().any(|t| t.eq_ignore_ascii_case("articleBody")) {
+        if p.split_whitespace()
+            .any(|t| t.eq_ignore_ascii_case("articleBody"))
+        {
             h.article_body = true;
             h.positive = true;
         }
     }
     if let Some(role) = e.attr("role") {
         match role.trim().to_ascii_lowercase().as_str() {
-            "navigation" | "banner" | "complementary" | "contentinfo" | "dialog" | "alertdialog"
-            | "search" | "menu" | "menubar" | "toolbar" => h.structural = true,
+            "navigation" | "banner" | "complementary" | "contentinfo" | "dialog"
+            | "alertdialog" | "search" | "menu" | "menubar" | "toolbar" => h.structural = true,
             "main" | "article" => h.positive = true,
             _ => {}
         }
     }
-    let names = [e.attr("class"), e.attr("id"), e.attr("data-component"), e.attr("data-module")];
+    let names = [
+        e.attr("class"),
+        e.attr("id"),
+        e.attr("data-component"),
+        e.attr("data-module"),
+    ];
     for attr in names.into_iter().flatten() {
         for raw in attr.split_whitespace() {
             let token = raw.to_ascii_lowercase();
-            if STRONG_PREFIXES.iter().any(|p| token.starts_with(p)) && !token.starts_with("commentary") {
+            if STRONG_PREFIXES.iter().any(|p| token.starts_with(p))
+                && !token.starts_with("commentary")
+            {
                 h.strong_negative = true;
             }
             if STRUCTURAL_PREFIXES.iter().any(|p| token.starts_with(p)) {
                 h.structural = true;
             }
-            for word in token.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+            for word in token
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty())
+            {
                 if STRONG_WORDS.contains(&word) {
                     h.strong_negative = true;
                 } else if STRUCTURAL_WORDS.contains(&word) {

@@ -31,9 +31,17 @@ struct Ld {
 }
 
 pub(super) fn metadata(m: &Meta, base: Option<&Url>) -> Metadata {
-    let ld = m.ld_json.iter().find_map(|s| parse_ld(s)).unwrap_or_default();
+    let ld = m
+        .ld_json
+        .iter()
+        .find_map(|s| parse_ld(s))
+        .unwrap_or_default();
     let site_name = m.meta("og:site_name").map(collapse);
-    let page_title = m.title.as_deref().map(collapse).map(|t| strip_site_name(&t, site_name.as_deref()));
+    let page_title = m
+        .title
+        .as_deref()
+        .map(collapse)
+        .map(|t| strip_site_name(&t, site_name.as_deref()));
     let title = m
         .meta("og:title")
         .or(m.meta("twitter:title"))
@@ -45,7 +53,11 @@ pub(super) fn metadata(m: &Meta, base: Option<&Url>) -> Metadata {
     let author = ld
         .author
         .or_else(|| m.meta("author").map(str::to_string))
-        .or_else(|| m.meta("article:author").filter(|a| !a.starts_with("http")).map(str::to_string))
+        .or_else(|| {
+            m.meta("article:author")
+                .filter(|a| !a.starts_with("http"))
+                .map(str::to_string)
+        })
         .or_else(|| m.meta("dc.creator").map(str::to_string))
         .map(|a| collapse(&a))
         .filter(|a| !a.is_empty() && a.chars().count() < 200);
@@ -93,7 +105,8 @@ pub(super) fn metadata(m: &Meta, base: Option<&Url>) -> Metadata {
 fn strip_site_name(title: &str, site: Option<&str>) -> String {
     for sep in [" | ", " – ", " — ", " - ", " :: ", " · "] {
         if let Some((head, tail)) = title.rsplit_once(sep) {
-            let tail_is_site = site.is_some_and(|s| tail.eq_ignore_ascii_case(s)) || tail.split_whitespace().count() <= 4;
+            let tail_is_site = site.is_some_and(|s| tail.eq_ignore_ascii_case(s))
+                || tail.split_whitespace().count() <= 4;
             if tail_is_site && head.split_whitespace().count() >= 3 {
                 return head.trim().to_string();
             }
@@ -110,15 +123,24 @@ pub(super) fn parse_date(s: &str) -> Option<DateTime<FixedOffset>> {
     if let Ok(d) = DateTime::parse_from_rfc2822(s) {
         return Some(d);
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M:%S%z"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M%z",
+        "%Y-%m-%d %H:%M:%S%z",
+    ] {
         if let Ok(d) = DateTime::parse_from_str(s, fmt) {
             return Some(d);
         }
     }
     let utc = FixedOffset::east_opt(0)?;
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(d) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(d.and_local_timezone(utc).single()?);
+            return d.and_local_timezone(utc).single();
         }
     }
     let day = s.get(..10)?;
@@ -143,14 +165,20 @@ fn parse_ld(text: &str) -> Option<Ld> {
             Value::Object(o) => {
                 if o.get("@type").is_some_and(is_article_type) {
                     return Some(Ld {
-                        headline: o.get("headline").and_then(Value::as_str).map(str::to_string),
+                        headline: o
+                            .get("headline")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
                         author: o.get("author").and_then(person),
                         published: o
                             .get("datePublished")
                             .or(o.get("dateCreated"))
                             .and_then(Value::as_str)
                             .map(str::to_string),
-                        body: o.get("articleBody").and_then(Value::as_str).map(str::to_string),
+                        body: o
+                            .get("articleBody")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
                     });
                 }
                 if let Some(g) = o.get("@graph") {
@@ -167,7 +195,9 @@ fn parse_ld(text: &str) -> Option<Ld> {
 }
 
 fn is_article_type(t: &Value) -> bool {
-    let is = |s: &str| s.ends_with("Article") || s == "BlogPosting" || s == "Report" || s == "LiveBlogPosting";
+    let is = |s: &str| {
+        s.ends_with("Article") || s == "BlogPosting" || s == "Report" || s == "LiveBlogPosting"
+    };
     match t {
         Value::String(s) => is(s),
         Value::Array(a) => a.iter().filter_map(Value::as_str).any(is),

@@ -63,7 +63,10 @@ impl Article {
     }
 
     pub fn words(&self) -> usize {
-        self.blocks.iter().map(|b| b.text.split_whitespace().count()).sum()
+        self.blocks
+            .iter()
+            .map(|b| b.text.split_whitespace().count())
+            .sum()
     }
 
     /// Removes blocks for which `drop` says yes, then re-trims the end (a

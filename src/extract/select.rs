@@ -77,12 +77,17 @@ pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -
     }
 
     for b in blocks {
-        let Some(node) = doc.tree.get(b.node) else { continue };
+        let Some(node) = doc.tree.get(b.node) else {
+            continue;
+        };
         let density = b.link_chars as f64 / b.chars.max(1) as f64;
-        let content = b.chars >= MIN_SCORING_CHARS && density < 0.5 && !matches!(b.tag, Tag::Heading(_));
+        let content =
+            b.chars >= MIN_SCORING_CHARS && density < 0.5 && !matches!(b.tag, Tag::Heading(_));
         let points = 1.0 + punctuation(&b.text) as f64 + (b.chars as f64 / 100.0).min(3.0);
         // Text directly in a <div> scores that div; a <p>'s text scores its parent.
-        let first = if matches!(b.tag, Tag::Div) && node.value().as_element().is_some_and(|e| e.name() != "p") {
+        let first = if matches!(b.tag, Tag::Div)
+            && node.value().as_element().is_some_and(|e| e.name() != "p")
+        {
             Some(node)
         } else {
             node.parent()
@@ -90,7 +95,10 @@ pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -
         let mut level = 0;
         let mut cur = first;
         // Ancestors below `first` still count the text (for link density).
-        for anc in node.ancestors().take_while(|a| Some(a.id()) != first.map(|f| f.id())) {
+        for anc in node
+            .ancestors()
+            .take_while(|a| Some(a.id()) != first.map(|f| f.id()))
+        {
             let st = stats.entry(anc.id()).or_default();
             st.chars += b.chars;
             st.link_chars += b.link_chars;
@@ -155,7 +163,9 @@ pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -
                 if sib.id() == top || !sib.value().is_element() {
                     continue;
                 }
-                let Some(st) = stats.get(&sib.id()) else { continue };
+                let Some(st) = stats.get(&sib.id()) else {
+                    continue;
+                };
                 let density = st.link_chars as f64 / st.chars.max(1) as f64;
                 let h = hints.get(&sib.id()).copied().unwrap_or_default();
                 let ok = (st.scored && final_score(st) >= threshold && !h.strong_negative)
@@ -169,10 +179,16 @@ pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -
         }
     }
 
-    let container_chars: usize = chosen.iter().filter_map(|id| stats.get(id)).map(|s| s.chars).sum();
+    let container_chars: usize = chosen
+        .iter()
+        .filter_map(|id| stats.get(id))
+        .map(|s| s.chars)
+        .sum();
     let mut keep = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
-        let Some(node) = doc.tree.get(b.node) else { continue };
+        let Some(node) = doc.tree.get(b.node) else {
+            continue;
+        };
         // Walk up to the chosen container, noting ad-like wrappers on the way.
         let mut inside = false;
         let mut weak_small = false;
@@ -211,7 +227,11 @@ fn fallback(blocks: &[RawBlock]) -> Vec<usize> {
     blocks
         .iter()
         .enumerate()
-        .filter(|(_, b)| b.chars >= MIN_SCORING_CHARS && b.link_chars * 2 < b.chars && !phrases::is_boilerplate(&b.text))
+        .filter(|(_, b)| {
+            b.chars >= MIN_SCORING_CHARS
+                && b.link_chars * 2 < b.chars
+                && !phrases::is_boilerplate(&b.text)
+        })
         .map(|(i, _)| i)
         .collect()
 }

@@ -30,13 +30,22 @@ fn article_html(extra_inside: &str) -> String {
 
 #[test]
 fn keeps_the_article_and_drops_the_site() {
-    let a = extract(&article_html(""), Url::parse("https://ledger.example/x").ok().as_ref());
+    let a = extract(
+        &article_html(""),
+        Url::parse("https://ledger.example/x").ok().as_ref(),
+    );
     assert_eq!(a.body(), PROSE.join("\n\n"));
     assert_eq!(a.meta.title.as_deref(), Some("Port strike ends"));
     assert_eq!(a.meta.author.as_deref(), Some("Ana Ruiz"));
-    assert_eq!(a.meta.canonical_url.as_ref().map(Url::as_str), Some("https://ledger.example/news/port-strike"));
+    assert_eq!(
+        a.meta.canonical_url.as_ref().map(Url::as_str),
+        Some("https://ledger.example/news/port-strike")
+    );
     assert_eq!(a.meta.lang.as_deref(), Some("en"));
-    assert_eq!(a.meta.published.map(|d| d.to_rfc3339()).as_deref(), Some("2026-11-10T08:30:00+01:00"));
+    assert_eq!(
+        a.meta.published.map(|d| d.to_rfc3339()).as_deref(),
+        Some("2026-11-10T08:30:00+01:00")
+    );
 }
 
 #[test]
@@ -55,7 +64,10 @@ fn keeps_subheadings_lists_and_quotes() {
     let body = a.body();
     assert!(body.contains("\n\nWhat comes next\n\n"), "{body}");
     assert!(body.contains("Night shifts are capped"), "{body}");
-    assert!(a.blocks.iter().any(|b| b.kind == BlockKind::Quote), "{body}");
+    assert!(
+        a.blocks.iter().any(|b| b.kind == BlockKind::Quote),
+        "{body}"
+    );
 }
 
 #[test]
@@ -86,5 +98,8 @@ fn json_ld_metadata() {
     );
     let a = extract(&html, None);
     assert_eq!(a.meta.author.as_deref(), Some("Lee Park"));
-    assert_eq!(a.meta.published.map(|d| d.to_rfc3339()).as_deref(), Some("2026-11-09T00:00:00+00:00"));
+    assert_eq!(
+        a.meta.published.map(|d| d.to_rfc3339()).as_deref(),
+        Some("2026-11-09T00:00:00+00:00")
+    );
 }

@@ -32,7 +32,11 @@ pub enum StoreError {
     #[error("state directory {0} is in use by another gleaner process (lock held on {0}/lock)")]
     Locked(String),
     #[error("state store {path} has schema version {found}; this gleaner understands up to {supported}: upgrade gleaner")]
-    TooNew { path: String, found: i64, supported: i64 },
+    TooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
 }
 
 /// Per-feed polling state.
@@ -69,33 +73,48 @@ pub trait StateStore: Send + Sync {
     fn feed_state(&self, feed: &str) -> Result<FeedState, StoreError>;
     fn all_feeds(&self) -> Result<Vec<(String, FeedState)>, StoreError>;
     /// Records a successful poll; `validators` is None for a 304 (keep the old ones).
-    fn feed_ok(&self, feed: &str, validators: Option<&Validators>, new_items: u64, now: DateTime<Utc>)
-        -> Result<(), StoreError>;
+    fn feed_ok(
+        &self,
+        feed: &str,
+        validators: Option<&Validators>,
+        new_items: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     fn feed_failed(&self, feed: &str, error: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// The story a key names, if any.
     fn story_by_key(&self, key: u64) -> Result<Option<StoryRef>, StoreError>;
     /// Makes more keys name an existing story.
     fn add_keys(&self, story: i64, keys: &[u64]) -> Result<(), StoreError>;
-    /// Records a written story with its keys and near-duplicate signature, in one transaction.
+    /// Records a story with its keys and near-duplicate signature, and notes
+    /// its write as pending (under `keys[0]`) until `finish_story`, so a
+    /// crash between record and files can be undone; one transaction.
     fn add_story(&self, story: &NewStory<'_>) -> Result<i64, StoreError>;
     /// Forgets a story and every key naming it (its files were never written).
     fn remove_story(&self, story: i64) -> Result<(), StoreError>;
     /// Forgets every feed's validators, so the next pass re-reads every feed.
     fn clear_validators(&self) -> Result<(), StoreError>;
     /// Stories created at or after `since` sharing an LSH band with `sig`.
-    fn near_candidates(&self, sig: &Signature, since: DateTime<Utc>)
-        -> Result<Vec<(StoryRef, Signature)>, StoreError>;
+    fn near_candidates(
+        &self,
+        sig: &Signature,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(StoryRef, Signature)>, StoreError>;
 
     /// How many stories of the site `host` were learned from, and how many
     /// of them carried each block fingerprint.
     fn block_counts(&self, host: u64, blocks: &[u64]) -> Result<(u32, Vec<u32>), StoreError>;
-    /// Counts one more story of site `host`, carrying these (distinct) blocks.
-    fn learn_blocks(&self, host: u64, blocks: &[u64], now: DateTime<Utc>) -> Result<(), StoreError>;
-
-    /// Notes a story write in flight (its stem and the key it will be
-    /// recorded under), so a crash between files and record can be undone.
-    fn begin_write(&self, stem: &str, key: u64) -> Result<(), StoreError>;
+    /// Marks a story's files as written (clears its pending write) and
+    /// counts it, with its distinct block fingerprints, for each site it
+    /// belongs to; one transaction.
+    fn finish_story(
+        &self,
+        stem: &str,
+        sites: &[u64],
+        blocks: &[u64],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Clears a pending write without learning anything (undo paths).
     fn end_write(&self, stem: &str) -> Result<(), StoreError>;
     fn pending_writes(&self) -> Result<Vec<(String, u64)>, StoreError>;
 }

@@ -121,7 +121,10 @@ pub const BODIES: &[[&str; 4]] = &[
 
 /// The `n`-th article body (wraps around `BODIES`).
 pub fn paragraphs(n: usize) -> Vec<String> {
-    BODIES[n % BODIES.len()].iter().map(|p| p.to_string()).collect()
+    BODIES[n % BODIES.len()]
+        .iter()
+        .map(|p| p.to_string())
+        .collect()
 }
 
 /// Total whitespace-separated words.
@@ -371,7 +374,9 @@ pub fn atom(feed_title: &str, site: &str, items: &[Item]) -> String {
         xml_escape(site)
     );
     for it in items {
-        let ts = it.published.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let ts = it
+            .published
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         s.push_str("  <entry>\n");
         s.push_str(&format!("    <title>{}</title>\n", xml_escape(&it.title)));
         s.push_str(&format!(

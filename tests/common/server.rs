@@ -114,7 +114,10 @@ pub fn fixed(resp: Response) -> Handler {
 /// The n-th call gets `responses[n-1]`; calls past the end repeat the last one.
 /// E.g. `sequence(vec![Response::status(500), Response::html(page)])`.
 pub fn sequence(responses: Vec<Response>) -> Handler {
-    assert!(!responses.is_empty(), "sequence() needs at least one response");
+    assert!(
+        !responses.is_empty(),
+        "sequence() needs at least one response"
+    );
     Arc::new(move |_req: &Request, n: usize| {
         let i = n.saturating_sub(1).min(responses.len() - 1);
         responses[i].clone()
@@ -434,7 +437,11 @@ fn reason(status: u16) -> &'static str {
 mod self_test {
     use super::*;
 
-    fn get(server: &TestServer, target: &str, extra_headers: &[(&str, &str)]) -> (u16, String, String) {
+    fn get(
+        server: &TestServer,
+        target: &str,
+        extra_headers: &[(&str, &str)],
+    ) -> (u16, String, String) {
         let mut s = TcpStream::connect(server.addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut req = format!("GET {target} HTTP/1.1\r\nHost: {}\r\n", server.addr());
@@ -455,8 +462,18 @@ mod self_test {
     fn server_routes_records_and_answers_conditionally() {
         let server = TestServer::start();
         server.route_fixed("/a", Response::html("hello"));
-        server.route("/seq", sequence(vec![Response::status(500), Response::html("ok")]));
-        server.route("/c", conditional(Response::rss("<rss/>"), "\"e1\"", "Mon, 04 Mar 2024 09:00:00 GMT"));
+        server.route(
+            "/seq",
+            sequence(vec![Response::status(500), Response::html("ok")]),
+        );
+        server.route(
+            "/c",
+            conditional(
+                Response::rss("<rss/>"),
+                "\"e1\"",
+                "Mon, 04 Mar 2024 09:00:00 GMT",
+            ),
+        );
 
         let (st, head, body) = get(&server, "/a?x=1", &[]);
         assert_eq!((st, body.as_str()), (200, "hello"));
@@ -469,9 +486,20 @@ mod self_test {
         assert_eq!(st, 200);
         assert!(head.contains("ETag: \"e1\""));
         assert_eq!(get(&server, "/c", &[("If-None-Match", "\"e1\"")]).0, 304);
-        assert_eq!(get(&server, "/c", &[("If-None-Match", "W/\"e1\", \"zz\"")]).0, 304);
+        assert_eq!(
+            get(&server, "/c", &[("If-None-Match", "W/\"e1\", \"zz\"")]).0,
+            304
+        );
         assert_eq!(get(&server, "/c", &[("If-None-Match", "\"other\"")]).0, 200);
-        assert_eq!(get(&server, "/c", &[("If-Modified-Since", "Mon, 04 Mar 2024 09:00:00 GMT")]).0, 304);
+        assert_eq!(
+            get(
+                &server,
+                "/c",
+                &[("If-Modified-Since", "Mon, 04 Mar 2024 09:00:00 GMT")]
+            )
+            .0,
+            304
+        );
 
         let log = server.requests();
         assert_eq!(log.len(), 10);
@@ -480,6 +508,9 @@ mod self_test {
         assert_eq!(server.hits("/c"), 5);
         let statuses: Vec<u16> = server.requests_for("/c").iter().map(|r| r.status).collect();
         assert_eq!(statuses, vec![200, 304, 304, 200, 304]);
-        assert_eq!(server.requests_for("/c")[1].header("IF-NONE-MATCH"), Some("\"e1\""));
+        assert_eq!(
+            server.requests_for("/c")[1].header("IF-NONE-MATCH"),
+            Some("\"e1\"")
+        );
     }
 }
