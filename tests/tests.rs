@@ -6,5 +6,6 @@
 mod common;
 
 mod cli_check;
+mod demo;
 mod extract_cli;
 mod fetch_pass;
