@@ -1,4 +1,4 @@
-//! Command line: `fetch`, `extract`, `check`. The only place (with main.rs)
+//! Command line: `run`, `fetch`, `status`, `extract`, `check`. The only place (with main.rs)
 //! that uses anyhow; library errors arrive typed and leave as a message and
 //! an exit code.
 
@@ -40,6 +40,26 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run as a daemon: poll each feed on its own schedule until stopped.
+    ///
+    /// SIGTERM/SIGINT: finish in-flight feeds (within [daemon]
+    /// shutdown_grace), then exit 0. SIGHUP: reload the config; a bad config
+    /// is rejected and the running one kept. Speaks sd_notify under systemd.
+    ///
+    /// Example: gleaner run --config /etc/gleaner/gleaner.toml
+    Run {
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Show each feed's last success, last error, next poll, items and
+    /// failures in a row, from the state store (or, while `gleaner run`
+    /// holds the store, from its status snapshot).
+    ///
+    /// Example: gleaner status --config /etc/gleaner/gleaner.toml
+    Status {
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
     /// One pass over every feed, then exit.
     ///
     /// Exit status: 0 when the pass completed (failing feeds are reported),
@@ -133,6 +153,8 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Fetch { config } => fetch(&config),
+        Command::Run { config } => run_daemon(&config),
+        Command::Status { config } => status(&config),
         Command::Extract {
             url,
             out_dir,
@@ -204,6 +226,124 @@ fn fetch(path: &Path) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     print_summary(&reports)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_daemon(path: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(path)?;
+    std::fs::create_dir_all(&cfg.output_dir)
+        .map_err(|e| usage(format!("output_dir {}: {e}", cfg.output_dir.display())))?;
+    let store = open_store(&cfg)?;
+    if cfg.feeds.is_empty() {
+        tracing::warn!(config = %path.display(), "no [[feed]] entries; add some and send SIGHUP");
+    }
+    let summary = runtime()?
+        .block_on(gleaner::daemon::run(cfg, store))
+        .context("daemon failed")?;
+    if summary.abandoned > 0 {
+        eprintln!(
+            "gleaner: stopped with {} feed(s) unfinished; they are completed at the next start",
+            summary.abandoned
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(path: &Path) -> anyhow::Result<ExitCode> {
+    use gleaner::daemon::{self, FeedStatus};
+    use gleaner::store::StoreError;
+    let cfg = load_config(path)?;
+    let (rows, source): (Vec<FeedStatus>, String) =
+        match SqliteStore::open_read_only(&cfg.state_dir) {
+            Ok(store) => (
+                daemon::feed_status(&cfg.feeds, &store)?,
+                format!("state store {} (no gleaner running)", cfg.state_dir.display()),
+            ),
+            Err(StoreError::Locked(dir)) => match daemon::read_snapshot(&cfg.state_dir) {
+                Some(snap) => {
+                    let age = (chrono::Utc::now() - snap.written_at).num_seconds().max(0);
+                    (
+                        snap.feeds,
+                        format!(
+                            "gleaner (pid {}) is running and holds the state store in {dir}; showing its snapshot from {age}s ago",
+                            snap.pid
+                        ),
+                    )
+                }
+                None => {
+                    return Err(anyhow!(
+                        "the state store in {dir} is locked by a running gleaner that publishes no status (a `gleaner fetch` in progress?); try again when it has finished"
+                    ))
+                }
+            },
+            Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => (
+                cfg.feeds.iter().map(FeedStatus::never).collect(),
+                format!(
+                    "no state yet in {}: gleaner has not run with this config",
+                    cfg.state_dir.display()
+                ),
+            ),
+            Err(e) => return Err(usage(e.to_string())),
+        };
+    print_status(&rows, &source)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(rows: &[gleaner::daemon::FeedStatus], source: &str) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| match t {
+        None => "never".to_string(),
+        Some(t) => {
+            let secs = (t - now).num_seconds();
+            let rel = human_secs(secs.unsigned_abs());
+            let at = t.format("%Y-%m-%d %H:%M:%SZ");
+            if secs >= 0 {
+                format!("{at} (in {rel})")
+            } else {
+                format!("{at} ({rel} ago)")
+            }
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "# {source}")?;
+    let w = rows.iter().map(|r| r.feed.len()).max().unwrap_or(4).max(4);
+    writeln!(
+        out,
+        "{:<w$}  {:<32}  {:<32}  {:>7}  {:>8}  last error",
+        "feed", "last success", "next poll", "items", "failures"
+    )?;
+    for r in rows {
+        let next = if r.polling {
+            "polling now".to_string()
+        } else {
+            when(r.next_poll)
+        };
+        let err = match (&r.last_error, r.failures) {
+            (Some(e), n) if n > 0 => {
+                let e: String = e.chars().take(100).collect();
+                format!("{} : {e}", when(r.last_error_at))
+            }
+            _ => "-".to_string(),
+        };
+        writeln!(
+            out,
+            "{:<w$}  {:<32}  {:<32}  {:>7}  {:>8}  {err}",
+            r.feed,
+            when(r.last_success),
+            next,
+            r.items,
+            r.failures
+        )?;
+    }
+    Ok(())
+}
+
+fn human_secs(s: u64) -> String {
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
 }
 
 fn print_summary(reports: &[FeedReport]) -> anyhow::Result<()> {

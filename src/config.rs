@@ -42,6 +42,8 @@ pub struct Config {
     pub fetch: FetchConfig,
     pub dedupe: DedupeConfig,
     pub extract: ExtractConfig,
+    pub schedule: ScheduleConfig,
+    pub daemon: DaemonConfig,
     #[serde(rename = "feed")]
     pub feeds: Vec<Feed>,
 }
@@ -50,6 +52,100 @@ pub struct Config {
 pub struct Feed {
     pub name: String,
     pub url: Url,
+    /// Per-feed overrides of `[schedule]` (see `schedule::Policy::for_feed`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub interval: Option<Duration>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub min_interval: Option<Duration>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "humantime_serde::option"
+    )]
+    pub max_interval: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<bool>,
+}
+
+impl Feed {
+    /// A feed with no schedule overrides.
+    pub fn new(name: impl Into<String>, url: Url) -> Feed {
+        Feed {
+            name: name.into(),
+            url,
+            interval: None,
+            min_interval: None,
+            max_interval: None,
+            adaptive: None,
+        }
+    }
+}
+
+/// When feeds are polled by `gleaner run` (`schedule.rs` has the model).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Starting interval of every feed, and the fixed one when not adaptive.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Never poll a feed more often than this, whatever it publishes.
+    #[serde(with = "humantime_serde")]
+    pub min_interval: Duration,
+    /// Never poll a feed less often than this, however quiet.
+    #[serde(with = "humantime_serde")]
+    pub max_interval: Duration,
+    /// Follow each feed's observed item rate (busy feeds more often).
+    pub adaptive: bool,
+    /// First retry after an error; doubles per failure in a row.
+    #[serde(with = "humantime_serde")]
+    pub error_backoff: Duration,
+    /// Cap of the error backoff: a failing feed is still retried this often.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Fraction by which each wait is randomly shortened or lengthened.
+    pub jitter: f64,
+    /// First polls after start-up are spread over this long.
+    #[serde(with = "humantime_serde")]
+    pub spread: Duration,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            interval: Duration::from_secs(30 * 60),
+            min_interval: Duration::from_secs(5 * 60),
+            max_interval: Duration::from_secs(12 * 3600),
+            adaptive: true,
+            error_backoff: Duration::from_secs(5 * 60),
+            max_backoff: Duration::from_secs(24 * 3600),
+            jitter: 0.1,
+            spread: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `gleaner run` behaviour outside the schedule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// On SIGTERM/SIGINT, how long in-flight feeds may take to finish
+    /// before they are abandoned (their half-done stories are undone at
+    /// the next start).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 /// HTTP behaviour, shared by feed and page requests.
@@ -70,6 +166,26 @@ pub struct FetchConfig {
     pub concurrency: usize,
     /// Requests in flight at once to one host.
     pub per_host: usize,
+    /// Whether requests may reach loopback, private, link-local or metadata
+    /// addresses (see `fetch::netguard`).
+    pub allow_private: AllowPrivate,
+}
+
+/// `[fetch] allow_private`: may a request reach a non-public address?
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllowPrivate {
+    /// Only what the operator vouches for: feeds configured on a private
+    /// address (127.0.0.1, localhost, a LAN IP) or `file://`, and the links
+    /// in them. A feed on a public host, its links and every redirect from
+    /// a public host stay on public addresses, so a feed cannot make gleaner
+    /// probe the machine's own services.
+    #[default]
+    Auto,
+    /// No checks (e.g. an intranet whose feeds use private DNS names).
+    Always,
+    /// Public addresses only, even for configured feeds.
+    Never,
 }
 
 impl Default for FetchConfig {
@@ -86,6 +202,7 @@ impl Default for FetchConfig {
             max_redirects: 5,
             concurrency: 32,
             per_host: 4,
+            allow_private: AllowPrivate::Auto,
         }
     }
 }
@@ -141,6 +258,10 @@ struct RawConfig {
     #[serde(default)]
     extract: ExtractConfig,
     #[serde(default)]
+    schedule: ScheduleConfig,
+    #[serde(default)]
+    daemon: DaemonConfig,
+    #[serde(default)]
     feed: Vec<RawFeed>,
 }
 
@@ -149,6 +270,14 @@ struct RawConfig {
 struct RawFeed {
     name: Spanned<String>,
     url: Spanned<String>,
+    #[serde(default, with = "humantime_serde::option")]
+    interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    min_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    max_interval: Option<Duration>,
+    #[serde(default)]
+    adaptive: Option<bool>,
 }
 
 /// Reads and validates the config at `path`.
@@ -185,8 +314,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         at(span, message)
     })?;
 
+    // `gleaner.toml` has parent "": that is the working directory.
     let base = path
         .parent()
+        .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let base = std::path::absolute(&base).unwrap_or(base);
@@ -221,6 +352,41 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             return Err(at(span, format!("key `{key}`: {why}")));
         }
     }
+    let sc = &raw.schedule;
+    let checks: [(&str, bool, &str); 6] = [
+        ("interval", sc.interval.is_zero(), "must be more than 0s"),
+        (
+            "min_interval",
+            sc.min_interval.is_zero(),
+            "must be more than 0s",
+        ),
+        (
+            "max_interval",
+            sc.max_interval < sc.min_interval,
+            "must not be less than min_interval",
+        ),
+        (
+            "error_backoff",
+            sc.error_backoff.is_zero(),
+            "must be more than 0s",
+        ),
+        (
+            "max_backoff",
+            sc.max_backoff < sc.error_backoff,
+            "must not be less than error_backoff",
+        ),
+        (
+            "jitter",
+            !(0.0..=0.5).contains(&sc.jitter),
+            "must be between 0 and 0.5",
+        ),
+    ];
+    for (key, bad, why) in checks {
+        if bad {
+            let span = find_key(text, key).unwrap_or(0..0);
+            return Err(at(span, format!("key `{key}`: {why}")));
+        }
+    }
     if !(0.0..=1.0).contains(&raw.dedupe.threshold) {
         let span = find_key(text, "threshold").unwrap_or(0..0);
         return Err(at(span, "key `threshold`: must be between 0 and 1".into()));
@@ -240,7 +406,33 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         }
         let url = resolve_feed_url(rf.url.get_ref(), &base)
             .map_err(|why| at(rf.url.span(), format!("key `url`: {why}")))?;
-        feeds.push(Feed { name, url });
+        if rf.interval.is_some_and(|d| d.is_zero()) || rf.min_interval.is_some_and(|d| d.is_zero())
+        {
+            return Err(at(
+                rf.name.span(),
+                format!("feed `{name}`: key `interval`/`min_interval` must be more than 0s"),
+            ));
+        }
+        let min = rf.min_interval.unwrap_or(raw.schedule.min_interval);
+        let max = rf.max_interval.unwrap_or(raw.schedule.max_interval);
+        if max < min {
+            return Err(at(
+                rf.name.span(),
+                format!(
+                    "feed `{name}`: key `max_interval` ({}) is less than `min_interval` ({})",
+                    humantime_serde::re::humantime::format_duration(max),
+                    humantime_serde::re::humantime::format_duration(min)
+                ),
+            ));
+        }
+        feeds.push(Feed {
+            name,
+            url,
+            interval: rf.interval,
+            min_interval: rf.min_interval,
+            max_interval: rf.max_interval,
+            adaptive: rf.adaptive,
+        });
     }
 
     Ok(Config {
@@ -250,6 +442,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         fetch: raw.fetch,
         dedupe: raw.dedupe,
         extract: raw.extract,
+        schedule: raw.schedule,
+        daemon: raw.daemon,
         feeds,
     })
 }
@@ -396,6 +590,51 @@ mod tests {
         assert!(p(&bad).is_err());
         let ftp = format!("{base}[[feed]]\nname = \"a\"\nurl = \"ftp://x/1\"\n");
         assert!(p(&ftp).unwrap_err().to_string().contains("ftp"));
+    }
+
+    #[test]
+    fn config_named_without_a_directory_resolves_against_the_working_dir() {
+        let c = parse(
+            "output_dir = \"o\"\nstate_dir = \"s\"\n[[feed]]\nname = \"a\"\nurl = \"f.rss\"\n",
+            Path::new("g.toml"),
+        )
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(c.output_dir, cwd.join("o"));
+        assert_eq!(
+            c.feeds[0].url,
+            Url::from_file_path(cwd.join("f.rss")).unwrap()
+        );
+    }
+
+    #[test]
+    fn schedule_keys_global_and_per_feed() {
+        let c = p("output_dir = \"o\"\nstate_dir = \"s\"\n[schedule]\ninterval = \"10m\"\n[daemon]\nshutdown_grace = \"3s\"\n[[feed]]\nname = \"a\"\nurl = \"http://x/1\"\ninterval = \"2h\"\nadaptive = false\n").unwrap();
+        assert_eq!(c.schedule.interval, Duration::from_secs(600));
+        assert_eq!(c.daemon.shutdown_grace, Duration::from_secs(3));
+        assert_eq!(c.feeds[0].interval, Some(Duration::from_secs(7200)));
+        assert_eq!(c.feeds[0].adaptive, Some(false));
+        assert!(c.to_toml().contains("interval = \"2h\""), "{}", c.to_toml());
+
+        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\n[schedule]\nmin_interval = \"1h\"\nmax_interval = \"10m\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":5:") && e.contains("max_interval"), "{e}");
+        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\n[[feed]]\nname = \"a\"\nurl = \"http://x/1\"\nmax_interval = \"1m\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":4:") && e.contains("max_interval") && e.contains("`a`"),
+            "{e}"
+        );
+        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\n[schedule]\njitter = 2.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":4:") && e.contains("jitter"), "{e}");
+        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\n[schedule]\ninterval = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":4:") && e.contains("interval"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! gzip bomb stops at the cap), at most `max_redirects` hops and only to
 //! http/https. Concurrency is bounded overall and per host. `file://` is read
 //! only when the caller says the origin was itself local: an http feed can
-//! never make gleaner read a local file.
+//! never make gleaner read a local file, and (`[fetch] allow_private`,
+//! `netguard`) a feed on a public host can never make it reach loopback,
+//! private, link-local or metadata addresses, by links or by redirects.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
 use crate::config::FetchConfig;
+
+pub mod netguard;
+pub use netguard::Origin;
+use netguard::Route;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -36,12 +42,29 @@ pub enum FetchError {
     },
     #[error("cannot build HTTP client: {0}")]
     Client(String),
+    /// Not sent: the host answered 429/503 with `Retry-After` earlier.
+    #[error("host {host} asked us to wait until {until} (Retry-After)")]
+    HostPaused {
+        host: String,
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl FetchError {
     fn from_reqwest(e: reqwest::Error) -> Self {
         if e.is_timeout() {
             return FetchError::Timeout;
+        }
+        // A name the guarded resolver refused: say that, not "dns error".
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            if s.downcast_ref::<netguard::PrivateName>().is_some() {
+                return FetchError::Refused {
+                    url: e.url().map(Url::to_string).unwrap_or_default(),
+                    why: netguard::WHY_NAME,
+                };
+            }
+            src = s.source();
         }
         // The chain carries the useful part ("connection refused", "too many redirects").
         let mut msg = e.to_string();
@@ -83,52 +106,93 @@ pub struct Body {
     /// Where the body came from after redirects.
     pub final_url: Url,
     pub validators: Validators,
+    /// How long the server says this response stays fresh
+    /// (`Cache-Control: max-age`, `Expires`): a hint for the scheduler.
+    pub fresh_for: Option<std::time::Duration>,
 }
 
 pub struct Fetcher {
+    /// For requests that may reach private addresses (`netguard::Route::Open`).
     client: reqwest::Client,
+    /// For all others: private DNS answers dropped, redirect hops checked.
+    guarded: reqwest::Client,
+    /// Hosts of feeds configured on a private address: pages there stay
+    /// reachable through [`Fetcher::get`] (any port: a farm of loopback
+    /// servers links across ports).
+    trusted: Mutex<std::collections::HashSet<String>>,
+    /// A feed was fetched: from then on a page given to [`Fetcher::get`] is
+    /// an item link, not a URL from the command line.
+    feeds_seen: std::sync::atomic::AtomicBool,
     cfg: FetchConfig,
     global: Arc<Semaphore>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Hosts that answered 429/503 with `Retry-After`, and until when:
+    /// that host waits, the other hosts do not.
+    paused: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
 }
 
 impl Fetcher {
     pub fn new(cfg: &FetchConfig) -> Result<Self, FetchError> {
-        let max = cfg.max_redirects;
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > max {
-                attempt.error(format!("more than {max} redirects"))
-            } else if !matches!(attempt.url().scheme(), "http" | "https") {
-                let scheme = attempt.url().scheme().to_string();
-                attempt.error(format!("redirect to a {scheme}: URL refused"))
-            } else {
-                attempt.follow()
-            }
-        });
-        let client = reqwest::Client::builder()
-            .user_agent(cfg.user_agent.clone())
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.timeout)
-            .redirect(policy)
-            .pool_max_idle_per_host(cfg.per_host)
-            .build()
-            .map_err(|e| FetchError::Client(e.to_string()))?;
         Ok(Fetcher {
-            client,
+            client: build_client(cfg, false)?,
+            guarded: build_client(cfg, true)?,
+            trusted: Mutex::new(std::collections::HashSet::new()),
+            feeds_seen: std::sync::atomic::AtomicBool::new(false),
             cfg: cfg.clone(),
             global: Arc::new(Semaphore::new(cfg.concurrency)),
             hosts: Mutex::new(HashMap::new()),
+            paused: Mutex::new(HashMap::new()),
         })
     }
 
+    /// Until when `url`'s host asked not to be contacted, if it did and
+    /// that time is still ahead.
+    pub fn paused_until(&self, url: &Url) -> Option<chrono::DateTime<chrono::Utc>> {
+        let now = chrono::Utc::now();
+        let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        paused.retain(|_, until| *until > now);
+        paused.get(&host_key(url)).copied()
+    }
+
     /// Fetches `url`. `allow_file` is true only when the URL came from a
-    /// local (`file://`) source.
+    /// local (`file://`) source. A feed is a URL the operator configured; a
+    /// page is an item link of a feed fetched before, or a URL given on the
+    /// command line when no feed was fetched (see [`Fetcher::origin_of`]).
+    /// Prefer [`Fetcher::get_linked`] for item links: it names the feed, so
+    /// the private-network check is exact.
     pub async fn get(
         &self,
         url: &Url,
         kind: Kind,
         validators: Option<&Validators>,
         allow_file: bool,
+    ) -> Result<Fetched, FetchError> {
+        let origin = self.origin_of(url, kind, allow_file);
+        self.get_from(url, kind, validators, allow_file, origin)
+            .await
+    }
+
+    /// Fetches `url`, found in the document fetched from `from` (an item
+    /// link in a feed): `file:` only from a local document, private
+    /// addresses only when `from` is itself local (`netguard::route`).
+    pub async fn get_linked(
+        &self,
+        url: &Url,
+        kind: Kind,
+        from: &Url,
+    ) -> Result<Fetched, FetchError> {
+        let local = from.scheme() == "file";
+        self.get_from(url, kind, None, local, Origin::LinkedFrom(from))
+            .await
+    }
+
+    async fn get_from(
+        &self,
+        url: &Url,
+        kind: Kind,
+        validators: Option<&Validators>,
+        allow_file: bool,
+        origin: Origin<'_>,
     ) -> Result<Fetched, FetchError> {
         let limit = match kind {
             Kind::Feed => self.cfg.max_feed_bytes,
@@ -150,8 +214,15 @@ impl Fetcher {
                 })
             }
         }
+        if let Some(until) = self.paused_until(url) {
+            return Err(FetchError::HostPaused {
+                host: host_key(url),
+                until,
+            });
+        }
+        let client = self.client_for(url, origin)?;
         let _permits = self.permits(url).await;
-        let mut req = self.client.get(url.clone());
+        let mut req = client.get(url.clone());
         if let Some(v) = validators {
             if let Some(etag) = &v.etag {
                 req = req.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -166,6 +237,33 @@ impl Fetcher {
             return Ok(Fetched::NotModified);
         }
         if !status.is_success() {
+            // A redirect that reaches us was not followed: its Location is
+            // not an http(s) URL (reqwest hands back e.g. `file:` and bad
+            // URLs without asking the policy). Say so rather than "302".
+            if status.is_redirection() {
+                if let Some(loc) = resp.headers().get(reqwest::header::LOCATION) {
+                    let loc = loc.to_str().unwrap_or("(unreadable Location)");
+                    return Err(FetchError::Refused {
+                        url: loc.chars().take(200).collect(),
+                        why: "redirect target is not an http or https URL",
+                    });
+                }
+            }
+            if matches!(status.as_u16(), 429 | 503) {
+                let now = chrono::Utc::now();
+                if let Some(until) = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| crate::schedule::retry_after(v, now))
+                {
+                    tracing::warn!(url = %url, status = status.as_u16(), %until, "host asks us to wait (Retry-After)");
+                    self.paused
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(host_key(url), until);
+                }
+            }
             return Err(FetchError::Status(status.as_u16()));
         }
         if resp.content_length().is_some_and(|n| n > limit) {
@@ -182,6 +280,12 @@ impl Fetcher {
             etag: header(reqwest::header::ETAG),
             last_modified: header(reqwest::header::LAST_MODIFIED),
         };
+        let fresh_for = crate::schedule::freshness(
+            None,
+            header(reqwest::header::CACHE_CONTROL).as_deref(),
+            header(reqwest::header::EXPIRES).as_deref(),
+            chrono::Utc::now(),
+        );
         let final_url = resp.url().clone();
         let mut bytes = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(FetchError::from_reqwest)? {
@@ -195,18 +299,54 @@ impl Fetcher {
             content_type,
             final_url,
             validators,
+            fresh_for,
         }))
+    }
+
+    /// Where a URL given to [`Fetcher::get`] came from. Every feed is named
+    /// in the config; the private ones are remembered so that their own
+    /// pages (same host) stay reachable. A page before any feed is
+    /// a URL from the command line (`gleaner extract`); after, it is an item
+    /// link whose feed is unknown here, so it counts as public unless it
+    /// came from a local file or sits on a private feed's own host. With
+    /// both public and private feeds configured, an item link of a public
+    /// feed can therefore reach a private feed's host; `get_linked` cannot.
+    fn origin_of(&self, url: &Url, kind: Kind, allow_file: bool) -> Origin<'static> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let trusted = || self.trusted.lock().unwrap_or_else(|e| e.into_inner());
+        match kind {
+            Kind::Feed => {
+                self.feeds_seen.store(true, Relaxed);
+                if netguard::host_is_private(url) {
+                    trusted().insert(url.host_str().unwrap_or("").to_string());
+                }
+                Origin::Configured
+            }
+            Kind::Page if allow_file => Origin::Local,
+            Kind::Page if !self.feeds_seen.load(Relaxed) => Origin::Configured,
+            Kind::Page if trusted().contains(url.host_str().unwrap_or("")) => Origin::Configured,
+            Kind::Page => Origin::Unknown,
+        }
+    }
+
+    /// The client for a request to `url` under `[fetch] allow_private`, or
+    /// the refusal when `url` itself is private and may not be reached.
+    fn client_for(&self, url: &Url, origin: Origin<'_>) -> Result<&reqwest::Client, FetchError> {
+        match netguard::route(self.cfg.allow_private, url, origin) {
+            Route::Open => Ok(&self.client),
+            Route::Guarded => Ok(&self.guarded),
+            Route::Refuse(why) => Err(FetchError::Refused {
+                url: url.to_string(),
+                why,
+            }),
+        }
     }
 
     async fn permits(
         &self,
         url: &Url,
     ) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
-        let key = format!(
-            "{}:{}",
-            url.host_str().unwrap_or(""),
-            url.port_or_known_default().unwrap_or(0)
-        );
+        let key = host_key(url);
         let host = {
             let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
             hosts
@@ -219,6 +359,52 @@ impl Fetcher {
         let g = self.global.clone().acquire_owned().await.ok();
         (h, g)
     }
+}
+
+/// An HTTP client; `guarded` ones resolve names to public addresses only.
+/// Both check every redirect hop: at most `max_redirects`, http(s) only,
+/// and never from a public host to a private one (`netguard::hop_allowed`).
+fn build_client(cfg: &FetchConfig, guarded: bool) -> Result<reqwest::Client, FetchError> {
+    let max = cfg.max_redirects;
+    let mode = cfg.allow_private;
+    let why = match mode {
+        crate::config::AllowPrivate::Never => netguard::WHY_NEVER,
+        _ => netguard::WHY_AUTO,
+    };
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > max {
+            attempt.error(format!("more than {max} redirects"))
+        } else if !matches!(attempt.url().scheme(), "http" | "https") {
+            let scheme = attempt.url().scheme().to_string();
+            attempt.error(format!("redirect to a {scheme}: URL refused"))
+        } else if !netguard::hop_allowed(mode, attempt.previous().last(), attempt.url()) {
+            let to = attempt.url().to_string();
+            attempt.error(format!("redirect to {to} refused: {why}"))
+        } else {
+            attempt.follow()
+        }
+    });
+    let mut builder = reqwest::Client::builder()
+        .user_agent(cfg.user_agent.clone())
+        .connect_timeout(cfg.connect_timeout)
+        .timeout(cfg.timeout)
+        .redirect(policy)
+        .pool_max_idle_per_host(cfg.per_host);
+    if guarded {
+        builder = builder.dns_resolver(Arc::new(netguard::PublicOnly));
+    }
+    builder
+        .build()
+        .map_err(|e| FetchError::Client(e.to_string()))
+}
+
+/// One politeness bucket: host and port.
+fn host_key(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
 }
 
 async fn read_file(url: &Url, limit: u64) -> Result<Fetched, FetchError> {
@@ -244,5 +430,6 @@ async fn read_file(url: &Url, limit: u64) -> Result<Fetched, FetchError> {
         content_type: None,
         final_url: url.clone(),
         validators: Validators::default(),
+        fresh_for: None,
     }))
 }

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 pub const TEMP_PREFIX: &str = ".gleaner-tmp-";
 /// Slugs are cut to this many characters (and bytes stay well under 255).
 const SLUG_CHARS: usize = 60;
+/// ... and to this many bytes: 60 four-byte letters plus `-<id>.json` would
+/// pass the 255-byte file name limit (ENAMETOOLONG, the story never written).
+const SLUG_BYTES: usize = 180;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -92,7 +95,8 @@ pub fn slug(title: &str) -> String {
             n += 1;
         }
         for c in word.chars().flat_map(char::to_lowercase) {
-            if n >= SLUG_CHARS {
+            if n >= SLUG_CHARS || s.len() + c.len_utf8() > SLUG_BYTES {
+                n = SLUG_CHARS; // full: no further words either
                 break;
             }
             s.push(c);
@@ -235,6 +239,15 @@ mod tests {
         let s = slug(&long);
         assert_eq!(s.chars().count(), SLUG_CHARS);
         assert!(s.len() < 200);
+        // 4-byte letters (CJK Extension B): bounded in bytes, not only chars.
+        let wide = slug(&"\u{20000}".repeat(300));
+        assert!(
+            wide.len() <= SLUG_BYTES && !wide.is_empty(),
+            "{}",
+            wide.len()
+        );
+        let name = format!("{wide}-0123456789ab.json");
+        assert!(name.len() <= 255, "{}", name.len());
         assert_eq!(slug("Hello, World!  Again"), "hello-world-again");
         assert_eq!(slug("日本語 ニュース"), "日本語-ニュース");
     }

@@ -57,6 +57,10 @@ pub struct FeedReport {
     /// Items whose page could not be fetched, extracted or written; retried next pass.
     pub failed: usize,
     pub item_errors: Vec<String>,
+    /// The feed's RSS `<ttl>`, and how long its response said it stays
+    /// fresh (Cache-Control, Expires): hints for the daemon's schedule.
+    pub ttl_minutes: Option<u32>,
+    pub fresh_for: Option<std::time::Duration>,
 }
 
 /// Everything a pass needs, shared by all feeds.
@@ -217,6 +221,8 @@ async fn poll_feed_inner(
         .await
         .map_err(|e| FeedFailure::Join(e.to_string()))??;
     report.items = parsed.items.len();
+    report.ttl_minutes = parsed.ttl_minutes;
+    report.fresh_for = body.fresh_for;
 
     // Exact dedupe first: most items of a polled feed were seen before.
     let mut candidates = Vec::new();
@@ -319,9 +325,13 @@ async fn fetch_and_extract(
     feed: &Feed,
     cand: &Candidate,
 ) -> Result<Article, String> {
-    // file: pages only from a file: feed; an http feed never reads local files.
-    let local = feed.url.scheme() == "file";
-    let body = match ctx.fetcher.get(&cand.link, Kind::Page, None, local).await {
+    // file: pages only from a file: feed, private addresses only from a
+    // private feed: the fetcher decides from the feed the link came from.
+    let body = match ctx
+        .fetcher
+        .get_linked(&cand.link, Kind::Page, &feed.url)
+        .await
+    {
         Ok(Fetched::Body(b)) => b,
         Ok(Fetched::NotModified) => return Err("unexpected 304".into()),
         Err(e) => return Err(e.to_string()),

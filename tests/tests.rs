@@ -6,6 +6,8 @@
 mod common;
 
 mod cli_check;
+mod daemon;
 mod demo;
 mod extract_cli;
 mod fetch_pass;
+mod hostile;

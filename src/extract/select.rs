@@ -154,6 +154,128 @@ pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -
     let Some((top, top_score)) = best else {
         return fallback(blocks);
     };
+    if std::env::var_os("GLEANER_DEBUG_EXTRACT").is_some() {
+        let mut all: Vec<(f64, NodeId)> = stats
+            .iter()
+            .filter(|(_, s)| s.scored)
+            .map(|(id, s)| (final_score(s), *id))
+            .collect();
+        all.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (sc, id) in all.iter().take(8) {
+            let st = &stats[id];
+            let path: Vec<String> = doc
+                .tree
+                .get(*id)
+                .into_iter()
+                .flat_map(|n| std::iter::once(n).chain(n.ancestors()))
+                .take(6)
+                .filter_map(|n| {
+                    n.value().as_element().map(|e| {
+                        format!(
+                            "{}.{}",
+                            e.name(),
+                            e.attr("class")
+                                .or(e.attr("id"))
+                                .unwrap_or("")
+                                .chars()
+                                .take(30)
+                                .collect::<String>()
+                        )
+                    })
+                })
+                .collect();
+            eprintln!(
+                "{sc:8.1} raw {:6.1} chars {:6} link {:5} {}",
+                st.score,
+                st.chars,
+                st.link_chars,
+                path.join(" < ")
+            );
+        }
+    }
+
+    // Readability's two corrections: when several strong candidates share an
+    // ancestor, the article is that ancestor (text split into sections); and
+    // a parent scoring higher than the chain below it is the better container.
+    let (top, top_score) = {
+        let is_anc = |a: NodeId, b: NodeId| {
+            doc.tree
+                .get(b)
+                .is_some_and(|n| n.ancestors().any(|x| x.id() == a))
+        };
+        let mut ranked: Vec<(f64, NodeId)> = stats
+            .iter()
+            .filter(|(id, st)| st.scored && **id != top && final_score(st) >= top_score * 0.75)
+            .map(|(id, st)| (final_score(st), *id))
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        // Alternatives are separate pieces of text: not on the top's own chain
+        // of ancestors and descendants, nor nested in one another.
+        let mut strong: Vec<NodeId> = Vec::new();
+        for (_, id) in ranked {
+            if is_anc(id, top) || is_anc(top, id) {
+                continue;
+            }
+            if strong.iter().any(|s| is_anc(*s, id) || is_anc(id, *s)) {
+                continue;
+            }
+            strong.push(id);
+        }
+        let mut top = top;
+        let mut top_score = top_score;
+        // A candidate inside an aside or a sidebar-like wrapper is not the
+        // article's continuation, however much prose it holds.
+        strong.retain(|id| {
+            doc.tree.get(*id).is_some_and(|n| {
+                !std::iter::once(n)
+                    .chain(n.ancestors())
+                    .take_while(|a| !is_anc(a.id(), top))
+                    .any(|a| {
+                        a.value().as_element().is_some_and(|e| {
+                            let h = hint(e);
+                            matches!(e.name(), "aside" | "nav" | "footer" | "header")
+                                || ((h.strong_negative || h.structural || h.weak_negative)
+                                    && !h.positive)
+                        })
+                    })
+            })
+        });
+        if !strong.is_empty() {
+            if let Some(top_node) = doc.tree.get(top) {
+                for anc in top_node.ancestors() {
+                    if !anc
+                        .value()
+                        .as_element()
+                        .is_some_and(|e| e.name() != "body" && e.name() != "html")
+                    {
+                        break;
+                    }
+                    let contained = strong
+                        .iter()
+                        .filter(|id| {
+                            doc.tree
+                                .get(**id)
+                                .is_some_and(|n| n.ancestors().any(|a| a.id() == anc.id()))
+                        })
+                        .count();
+                    // ...and only when the ancestor is mostly those pieces, not
+                    // a page wrapper that happens to hold them.
+                    let pieces: usize = std::iter::once(top)
+                        .chain(strong.iter().copied().filter(|id| is_anc(anc.id(), *id)))
+                        .filter_map(|id| stats.get(&id))
+                        .map(|s| s.chars)
+                        .sum();
+                    let anc_chars = stats.get(&anc.id()).map_or(usize::MAX, |s| s.chars);
+                    if contained >= 1 && anc_chars * 2 <= pieces * 3 {
+                        top = anc.id();
+                        top_score = stats.get(&top).map_or(top_score, final_score);
+                        break;
+                    }
+                }
+            }
+        }
+        (top, top_score)
+    };
 
     let mut chosen: Vec<NodeId> = vec![top];
     if let Some(top_node) = doc.tree.get(top) {

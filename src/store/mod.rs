@@ -1,5 +1,5 @@
-//! What gleaner remembers between passes: feed validators and health, the
-//! keys of every story seen, the near-duplicate index, learned boilerplate,
+//! What gleaner remembers between passes: feed validators, health and
+//! schedule, the keys of every story seen, the near-duplicate index, learned boilerplate,
 //! and writes in flight.
 //!
 //! `StateStore` is the whole contract; `sqlite::SqliteStore` is the embedded
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::dedupe::Signature;
 use crate::fetch::Validators;
+use crate::schedule::FeedSchedule;
 
 pub use sqlite::SqliteStore;
 
@@ -31,6 +32,12 @@ pub enum StoreError {
     },
     #[error("state directory {0} is in use by another gleaner process (lock held on {0}/lock)")]
     Locked(String),
+    #[error("state store {path} has schema version {found}, older than this gleaner's {expected}; it is upgraded the next time `gleaner run` or `gleaner fetch` opens it")]
+    Outdated {
+        path: String,
+        found: i64,
+        expected: i64,
+    },
     #[error("state store {path} has schema version {found}; this gleaner understands up to {supported}: upgrade gleaner")]
     TooNew {
         path: String,
@@ -81,6 +88,11 @@ pub trait StateStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     fn feed_failed(&self, feed: &str, error: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Every feed's stored daemon schedule (feeds never scheduled are absent).
+    fn schedules(&self) -> Result<Vec<(String, FeedSchedule)>, StoreError>;
+    /// Stores a feed's schedule (after each poll), so a restart resumes it.
+    fn set_schedule(&self, feed: &str, schedule: &FeedSchedule) -> Result<(), StoreError>;
 
     /// The story a key names, if any.
     fn story_by_key(&self, key: u64) -> Result<Option<StoryRef>, StoreError>;

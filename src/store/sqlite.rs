@@ -10,14 +10,32 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use std::time::Duration;
+
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{FeedState, NewStory, StateStore, StoreError, StoryRef};
 use crate::dedupe::Signature;
 use crate::fetch::Validators;
+use crate::schedule::FeedSchedule;
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 1 is `SCHEMA`; each later version is one entry of `MIGRATIONS`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// `(version, SQL)`: run in order, each in the transaction that also sets
+/// `user_version`, for every version above the database's. Append only:
+/// a store written by an older gleaner must upgrade in place.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    // The daemon's per-feed schedule (see `schedule::FeedSchedule`).
+    "ALTER TABLE feeds ADD COLUMN next_poll INTEGER;
+     ALTER TABLE feeds ADD COLUMN last_poll INTEGER;
+     ALTER TABLE feeds ADD COLUMN interval_secs INTEGER;
+     ALTER TABLE feeds ADD COLUMN hint_secs INTEGER;
+     ALTER TABLE feeds ADD COLUMN rate_items REAL NOT NULL DEFAULT 0;
+     ALTER TABLE feeds ADD COLUMN rate_hours REAL NOT NULL DEFAULT 0;",
+)];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS feeds (
@@ -126,9 +144,7 @@ impl SqliteStore {
                 supported: SCHEMA_VERSION,
             });
         }
-        conn.execute_batch(SCHEMA).map_err(err)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(err)?;
+        migrate(&conn, version).map_err(err)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
@@ -146,6 +162,78 @@ impl SqliteStore {
             source,
         })
     }
+}
+
+/// Brings a database at `version` (0: new) up to `SCHEMA_VERSION`.
+fn migrate(conn: &Connection, version: i64) -> rusqlite::Result<()> {
+    if version < 1 {
+        conn.execute_batch(&format!("BEGIN; {SCHEMA} PRAGMA user_version = 1; COMMIT;"))?;
+    }
+    for (v, sql) in MIGRATIONS {
+        if *v > version {
+            conn.execute_batch(&format!("BEGIN; {sql} PRAGMA user_version = {v}; COMMIT;"))?;
+        }
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens an existing store for reading only, without taking its lock
+    /// for long: `gleaner status` next to a stopped daemon. Fails with
+    /// `StoreError::Locked` while a daemon (or a fetch) holds the store.
+    pub fn open_read_only(state_dir: &Path) -> Result<Self, StoreError> {
+        let io = |source| StoreError::Io {
+            path: state_dir.display().to_string(),
+            source,
+        };
+        let lock = File::open(state_dir.join("lock")).map_err(io)?;
+        // Shared: two status calls may run together, a daemon may not start
+        // under one (it retries via its service manager).
+        match lock.try_lock_shared() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked(state_dir.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let path = state_dir.join("state.sqlite");
+        let err = |source| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: path.display().to_string(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::Outdated {
+                path: path.display().to_string(),
+                found: version,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path,
+            _lock: lock,
+        })
+    }
+}
+
+fn secs(d: Option<i64>) -> Option<Duration> {
+    d.and_then(|s| u64::try_from(s).ok())
+        .map(Duration::from_secs)
 }
 
 fn feed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedState> {
@@ -223,6 +311,53 @@ impl StateStore for SqliteStore {
                    last_error_at = excluded.last_error_at, failures = failures + 1",
                 params![feed, error, now.timestamp()],
             )
+            .map(|_| ())
+        })
+    }
+
+    fn schedules(&self) -> Result<Vec<(String, FeedSchedule)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT name, next_poll, last_poll, interval_secs, hint_secs, rate_items, rate_hours
+                 FROM feeds WHERE next_poll IS NOT NULL ORDER BY name",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    FeedSchedule {
+                        next_poll: ts(r.get(1)?),
+                        last_poll: ts(r.get(2)?),
+                        interval: secs(r.get(3)?),
+                        hint: secs(r.get(4)?),
+                        rate_items: r.get(5)?,
+                        rate_hours: r.get(6)?,
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn set_schedule(&self, feed: &str, s: &FeedSchedule) -> Result<(), StoreError> {
+        let secs = |d: Option<Duration>| d.map(|d| d.as_secs().min(i64::MAX as u64) as i64);
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT INTO feeds (name, next_poll, last_poll, interval_secs, hint_secs, rate_items, rate_hours)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(name) DO UPDATE SET next_poll = excluded.next_poll,
+                   last_poll = excluded.last_poll, interval_secs = excluded.interval_secs,
+                   hint_secs = excluded.hint_secs, rate_items = excluded.rate_items,
+                   rate_hours = excluded.rate_hours",
+            )?
+            .execute(params![
+                feed,
+                s.next_poll.map(|t| t.timestamp()),
+                s.last_poll.map(|t| t.timestamp()),
+                secs(s.interval),
+                secs(s.hint),
+                s.rate_items,
+                s.rate_hours
+            ])
             .map(|_| ())
         })
     }
@@ -462,6 +597,72 @@ mod tests {
         drop(s);
         let s = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(s.feed_state("a").unwrap().items, 3);
+    }
+
+    #[test]
+    fn schedule_persists_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let now = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        s.feed_failed("a", "boom", now).unwrap();
+        assert!(s.schedules().unwrap().is_empty(), "never scheduled");
+        let sched = FeedSchedule {
+            next_poll: Some(now + chrono::Duration::seconds(90)),
+            last_poll: Some(now),
+            interval: Some(Duration::from_secs(1800)),
+            hint: None,
+            rate_items: 2.5,
+            rate_hours: 10.0,
+        };
+        s.set_schedule("a", &sched).unwrap();
+        s.set_schedule("b", &sched).unwrap();
+        drop(s);
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let all = s.schedules().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], ("a".to_string(), sched));
+        assert_eq!(s.feed_state("a").unwrap().failures, 1, "feed row kept");
+        drop(s);
+        let ro = SqliteStore::open_read_only(dir.path()).unwrap();
+        assert_eq!(ro.schedules().unwrap().len(), 2);
+        assert_eq!(ro.all_feeds().unwrap().len(), 2);
+        assert!(matches!(
+            SqliteStore::open(dir.path()),
+            Err(StoreError::Locked(_))
+        ));
+        drop(ro);
+        let w = SqliteStore::open(dir.path()).unwrap();
+        assert!(matches!(
+            SqliteStore::open_read_only(dir.path()),
+            Err(StoreError::Locked(_))
+        ));
+        drop(w);
+    }
+
+    #[test]
+    fn migrates_a_version_1_store() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("state.sqlite")).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute(
+                "INSERT INTO feeds (name, etag, failures, items) VALUES ('old', '\"e\"', 2, 7)",
+                [],
+            )
+            .unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let st = s.feed_state("old").unwrap();
+        assert_eq!((st.failures, st.items), (2, 7));
+        assert_eq!(st.validators.etag.as_deref(), Some("\"e\""));
+        s.set_schedule("old", &FeedSchedule::default()).unwrap();
+        drop(s);
+        let c = Connection::open(dir.path().join("state.sqlite")).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
     }
 
     #[test]
