@@ -43,7 +43,6 @@ const STRONG_PREFIXES: &[&str] = &[
     "popup",
     "modal",
     "signup",
-    "paywall",
     "jp-related",
     "relatedposts",
     "sharedaddy",

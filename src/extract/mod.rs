@@ -151,7 +151,13 @@ fn drop_title(blocks: &mut Vec<Block>, title: Option<&str>) {
 /// A short line that ends the article with nothing after it is a teaser or
 /// the heading of a removed box ("For more news your way"), not content.
 fn trim_tail(blocks: &mut Vec<Block>) {
-    while let Some(last) = blocks.last() {
+    // A list ending the article is content (a table of results, a recipe's
+    // steps); teaser lines come one or two at a time.
+    for _ in 0..2 {
+        let Some(last) = blocks.last() else { break };
+        if last.kind == BlockKind::ListItem {
+            break;
+        }
         let t = last.text.trim_end();
         let words = t.split_whitespace().count();
         let sentence_end = t.ends_with(['.', '!', '?', '"', '”', '’', '»', '。', ')', '…']);

@@ -154,46 +154,6 @@ pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -
     let Some((top, top_score)) = best else {
         return fallback(blocks);
     };
-    if std::env::var_os("GLEANER_DEBUG_EXTRACT").is_some() {
-        let mut all: Vec<(f64, NodeId)> = stats
-            .iter()
-            .filter(|(_, s)| s.scored)
-            .map(|(id, s)| (final_score(s), *id))
-            .collect();
-        all.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for (sc, id) in all.iter().take(8) {
-            let st = &stats[id];
-            let path: Vec<String> = doc
-                .tree
-                .get(*id)
-                .into_iter()
-                .flat_map(|n| std::iter::once(n).chain(n.ancestors()))
-                .take(6)
-                .filter_map(|n| {
-                    n.value().as_element().map(|e| {
-                        format!(
-                            "{}.{}",
-                            e.name(),
-                            e.attr("class")
-                                .or(e.attr("id"))
-                                .unwrap_or("")
-                                .chars()
-                                .take(30)
-                                .collect::<String>()
-                        )
-                    })
-                })
-                .collect();
-            eprintln!(
-                "{sc:8.1} raw {:6.1} chars {:6} link {:5} {}",
-                st.score,
-                st.chars,
-                st.link_chars,
-                path.join(" < ")
-            );
-        }
-    }
-
     // Readability's two corrections: when several strong candidates share an
     // ancestor, the article is that ancestor (text split into sections); and
     // a parent scoring higher than the chain below it is the better container.
@@ -341,7 +301,28 @@ pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -
         }
         keep.push(i);
     }
+    drop_trailing_link_list(blocks, &mut keep);
     keep
+}
+
+/// "More stories" at the end of an article: a run of list items that each
+/// link elsewhere, under a short heading, with no prose after it.
+fn drop_trailing_link_list(blocks: &[RawBlock], keep: &mut Vec<usize>) {
+    let run = keep
+        .iter()
+        .rev()
+        .take_while(|&&i| blocks[i].tag == Tag::Li && blocks[i].link_chars > 0)
+        .count();
+    if run < 2 || run == keep.len() {
+        return;
+    }
+    let head = &blocks[keep[keep.len() - run - 1]];
+    let t = head.text.trim_end();
+    let heading_like = matches!(head.tag, Tag::Heading(_))
+        || (t.chars().count() < 80 && !t.ends_with(['.', '!', '?', '"', '”', '。']));
+    if heading_like {
+        keep.truncate(keep.len() - run - 1);
+    }
 }
 
 /// No container stood out: keep every prose-like block.
