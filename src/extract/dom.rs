@@ -240,7 +240,7 @@ struct Frame {
 
 /// Collects blocks and metadata. `skip` decides, per element and the share
 /// of the page's text it holds, whether its whole subtree is boilerplate.
-pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
+pub fn walk(doc: &Html, skip: &dyn Fn(NodeId, &Element, f64) -> bool) -> Walk {
     let (sizes, total) = text_sizes(doc);
     let share = |id: NodeId| sizes.get(&id).copied().unwrap_or(0) as f64 / total.max(1) as f64;
     let mut blocks = Vec::new();
@@ -349,7 +349,7 @@ pub fn walk(doc: &Html, skip: &dyn Fn(&Element, f64) -> bool) -> Walk {
                             || is_skipped(name)
                             || (is_structural(name) && share(node.id()) < 0.3)
                             || (is_hidden(e) && share(node.id()) < 0.3)
-                            || skip(e, share(node.id()))
+                            || skip(node.id(), e, share(node.id()))
                         {
                             skipping = Some(node.id());
                             continue;

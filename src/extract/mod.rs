@@ -13,6 +13,7 @@ mod dom;
 mod hints;
 mod meta;
 mod phrases;
+mod rules;
 mod select;
 
 use scraper::Html;
@@ -20,6 +21,7 @@ use serde::Serialize;
 use url::Url;
 
 pub use meta::Metadata;
+pub use rules::{RulesError, SiteRules, SiteRulesSet};
 
 /// Pages larger than this are cut before parsing: the article is near the
 /// top, and parse time must stay bounded.
@@ -80,6 +82,11 @@ impl Article {
 /// Extracts the article from `html`. `base_url` resolves relative links in
 /// metadata (canonical URL).
 pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
+    extract_with(html, base_url, None)
+}
+
+/// `extract`, narrowed by a site's explicit rules.
+pub fn extract_with(html: &str, base_url: Option<&Url>, rules: Option<&SiteRules>) -> Article {
     let html = if html.len() > MAX_HTML_BYTES {
         let mut end = MAX_HTML_BYTES;
         while !html.is_char_boundary(end) {
@@ -91,9 +98,24 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
     };
     let html = depth::cap_depth(html, MAX_NESTING);
     let doc = Html::parse_document(&html);
-    let walk = dom::walk(&doc, &hints::skip);
+    let stripped: std::collections::HashSet<ego_tree::NodeId> = rules
+        .map(|r| {
+            r.strip
+                .iter()
+                .flat_map(|sel| doc.select(sel).map(|e| e.id()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let skip = |id: ego_tree::NodeId, e: &scraper::node::Element, share: f64| {
+        stripped.contains(&id) || hints::skip(e, share)
+    };
+    let walk = dom::walk(&doc, &skip);
     let meta = meta::metadata(&walk.meta, base_url);
-    let keep = select::select(&doc, &walk.blocks, &walk.sizes);
+    let body = rules
+        .and_then(|r| r.body.as_ref())
+        .and_then(|sel| doc.select(sel).next())
+        .map(|e| e.id());
+    let keep = select::select(&doc, &walk.blocks, &walk.sizes, body);
     let mut blocks: Vec<Block> = keep
         .into_iter()
         .map(|i| {
@@ -111,6 +133,12 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
             }
         })
         .collect();
+    if let Some(r) = rules.filter(|r| !r.drop_phrases.is_empty()) {
+        blocks.retain(|b| {
+            let lower = b.text.to_lowercase();
+            !r.drop_phrases.iter().any(|p| lower.contains(p))
+        });
+    }
     drop_title(&mut blocks, meta.title.as_deref());
     trim_tail(&mut blocks);
     if blocks.iter().map(|b| b.text.len()).sum::<usize>() < 200 {

@@ -53,7 +53,13 @@ fn base_score(tag: &str, h: Hint) -> f64 {
 }
 
 /// Returns the indices of `blocks` that make up the article, in order.
-pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -> Vec<usize> {
+/// `forced` is a container named by site rules: it replaces the search.
+pub fn select(
+    doc: &Html,
+    blocks: &[RawBlock],
+    sizes: &HashMap<NodeId, usize>,
+    forced: Option<NodeId>,
+) -> Vec<usize> {
     let mut stats: HashMap<NodeId, Stats> = HashMap::with_capacity(blocks.len() * 2);
     let mut hints: HashMap<NodeId, Hint> = HashMap::new();
     // A wrapper whose text all sits in one child is that child, for scoring:
@@ -151,13 +157,19 @@ pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -
             best = Some((*id, s));
         }
     }
+    let best = match forced {
+        Some(id) => Some((id, f64::INFINITY)),
+        None => best,
+    };
     let Some((top, top_score)) = best else {
         return fallback(blocks);
     };
     // Readability's two corrections: when several strong candidates share an
     // ancestor, the article is that ancestor (text split into sections); and
     // a parent scoring higher than the chain below it is the better container.
-    let (top, top_score) = {
+    let (top, top_score) = if forced.is_some() {
+        (top, top_score)
+    } else {
         let is_anc = |a: NodeId, b: NodeId| {
             doc.tree
                 .get(b)
@@ -238,7 +250,7 @@ pub fn select(doc: &Html, blocks: &[RawBlock], sizes: &HashMap<NodeId, usize>) -
     };
 
     let mut chosen: Vec<NodeId> = vec![top];
-    if let Some(top_node) = doc.tree.get(top) {
+    if let Some(top_node) = doc.tree.get(top).filter(|_| forced.is_none()) {
         if let Some(parent) = top_node.parent() {
             let threshold = (top_score * 0.2).max(10.0);
             for sib in parent.children() {

@@ -103,3 +103,58 @@ fn json_ld_metadata() {
         Some("2026-11-09T00:00:00+00:00")
     );
 }
+
+#[test]
+fn site_rules_body_strip_and_phrases() {
+    let extra = "<p class=\"pic-note\">Photo by Jo Lee for the Daily Ledger, all rights to the image reserved by the agency.</p>\
+                 <p>Subscribe to The Daily Ledger for more stories like this one, delivered every morning.</p>";
+    let html = article_html(extra);
+    // Generic extraction keeps both (they read like prose).
+    let plain = extract(&html, None);
+    assert!(plain.body().contains("Photo by Jo Lee"), "{}", plain.body());
+    let rules = SiteRules::parse(
+        "body = \"div.story-body\"\nstrip = [\"p.pic-note\"]\ndrop_phrases = [\"subscribe to the daily ledger\"]\n",
+        std::path::Path::new("ledger.example.toml"),
+    )
+    .unwrap();
+    let a = extract_with(&html, None, Some(&rules));
+    assert_eq!(a.body(), PROSE.join("\n\n"));
+}
+
+#[test]
+fn site_rules_body_overrides_the_search() {
+    // The rule names the sidebar: the rule wins, whatever the scores say.
+    let html = page(&format!(
+        "<div id=\"main\">{}</div><div id=\"side\"><p>Only this short sidebar note, chosen by the rule.</p></div>",
+        PROSE.iter().map(|p| format!("<p>{p}</p>")).collect::<String>()
+    ));
+    let rules = SiteRules::parse("body = \"#side\"", std::path::Path::new("x.toml")).unwrap();
+    assert_eq!(
+        extract_with(&html, None, Some(&rules)).body(),
+        "Only this short sidebar note, chosen by the rule."
+    );
+}
+
+#[test]
+fn site_rules_files_errors_and_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(SiteRulesSet::load(&dir.path().join("missing"))
+        .unwrap()
+        .is_empty());
+    std::fs::write(dir.path().join("example.org.toml"), "strip = [\".x\"]\n").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+    let set = SiteRulesSet::load(dir.path()).unwrap();
+    assert_eq!(set.len(), 1);
+    assert!(set.for_host("www.example.org").is_some());
+    assert!(set.for_host("EXAMPLE.org").is_some());
+    assert!(set.for_host("example.com").is_none());
+    std::fs::write(dir.path().join("bad.example.toml"), "body = \"div[\"\n").unwrap();
+    let e = SiteRulesSet::load(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("bad.example.toml") && e.contains("selector"),
+        "{e}"
+    );
+    std::fs::write(dir.path().join("bad.example.toml"), "bodyy = \"div\"\n").unwrap();
+    let e = SiteRulesSet::load(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("bodyy"), "{e}");
+}
