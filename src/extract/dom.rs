@@ -88,9 +88,10 @@ fn is_skipped(name: &str) -> bool {
 }
 
 /// Page-structure elements: dropped unless they hold most of the page's text
-/// (some templates put the whole page in an `<aside>` or `<nav>`).
+/// (some templates put the whole page in an `<aside>` or `<nav>`). A
+/// `<figure>`'s text is its caption and credit, not the article's.
 fn is_structural(name: &str) -> bool {
-    matches!(name, "nav" | "aside" | "footer" | "menu")
+    matches!(name, "nav" | "aside" | "footer" | "menu" | "figure")
 }
 
 /// Text characters under each element, counted once before the walk.
