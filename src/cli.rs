@@ -1,6 +1,8 @@
-//! Command line: `run`, `fetch`, `status`, `extract`, `check`. The only place (with main.rs)
-//! that uses anyhow; library errors arrive typed and leave as a message and
-//! an exit code.
+//! Command line: `run`, `fetch`, `status`, `extract`, `check`, `import-opml`,
+//! `export-opml`, `init`, `completions` (and the hidden `man`; first-run
+//! messages live in `setup`, help texts and generated docs in `docs`).
+//! The only place (with main.rs) that uses anyhow; library errors arrive
+//! typed and leave as a message and an exit code.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,11 +18,15 @@ use gleaner::pipeline::{self, Context, FeedReport};
 use gleaner::store::{SqliteStore, StateStore};
 use gleaner::{charset, extract};
 
+mod docs;
+mod setup;
+
 #[derive(Parser)]
 #[command(
     name = "gleaner",
     version,
-    about = "News feeds in, clean deduplicated article text out."
+    about = "News feeds in, clean deduplicated article text out.",
+    after_help = docs::TOP_HELP
 )]
 struct Cli {
     /// Log format on stderr.
@@ -45,18 +51,18 @@ enum Command {
     /// SIGTERM/SIGINT: finish in-flight feeds (within [daemon]
     /// shutdown_grace), then exit 0. SIGHUP: reload the config; a bad config
     /// is rejected and the running one kept. Speaks sd_notify under systemd.
-    ///
-    /// Example: gleaner run --config /etc/gleaner/gleaner.toml
+    #[command(after_help = docs::RUN_HELP)]
     Run {
+        /// Config file (TOML); `gleaner init` writes a starter one.
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
     /// Show each feed's last success, last error, next poll, items and
     /// failures in a row, from the state store (or, while `gleaner run`
     /// holds the store, from its status snapshot).
-    ///
-    /// Example: gleaner status --config /etc/gleaner/gleaner.toml
+    #[command(after_help = docs::STATUS_HELP)]
     Status {
+        /// Config file (TOML); `gleaner init` writes a starter one.
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
@@ -64,17 +70,16 @@ enum Command {
     ///
     /// Exit status: 0 when the pass completed (failing feeds are reported),
     /// 2 when the config or state directory is unusable, 1 on internal error.
-    ///
-    /// Example: gleaner fetch --config config/demo.toml
+    #[command(after_help = docs::FETCH_HELP)]
     Fetch {
+        /// Config file (TOML); `gleaner init` writes a starter one.
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
     /// Print the clean article text of HTML pages.
     ///
     /// INPUT is a path, a .gz path, `-` for stdin, or an http(s) URL.
-    ///
-    /// Example: gleaner extract --out-dir texts/ pages/*.html.gz
+    #[command(after_help = docs::EXTRACT_HELP)]
     Extract {
         /// Base URL for relative links (defaults to the input's own URL).
         #[arg(long)]
@@ -85,13 +90,65 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Directory of per-site rules (`<host>.toml`), applied by the
+        /// host of --url or of a URL input.
+        #[arg(long)]
+        sites: Option<PathBuf>,
+        /// Paths, .gz paths, `-` (stdin) or http(s) URLs.
         #[arg(required = true)]
         inputs: Vec<String>,
     },
     /// Validate the config and print it resolved (paths absolute, defaults filled in).
-    ///
-    /// Example: gleaner check --config /etc/gleaner/gleaner.toml
+    #[command(after_help = docs::CHECK_HELP)]
     Check {
+        /// Config file (TOML); `gleaner init` writes a starter one.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Write a commented starter config and create its directories.
+    ///
+    /// Writes DIR/gleaner.toml (every key with its default, no feeds yet)
+    /// and creates DIR/articles (output_dir) and DIR/state (state_dir).
+    /// Never overwrites an existing config: exits 2 instead.
+    #[command(after_help = docs::INIT_HELP)]
+    Init {
+        /// Directory to set up (created if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = docs::COMPLETIONS_HELP)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (used by packaging/build-deb.sh).
+    #[command(hide = true)]
+    Man {
+        /// Write gleaner.1 and gleaner-COMMAND.1 here instead of printing gleaner.1.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Print [[feed]] entries for the feeds of an OPML file (another
+    /// reader's export), or append them to a config.
+    ///
+    /// Names come from the feed titles, made valid and unique; feeds
+    /// already in the config, listed twice, or not http(s) are left out
+    /// (and listed on stderr).
+    ///
+    /// Example: gleaner import-opml subscriptions.opml --append /etc/gleaner/gleaner.toml
+    ImportOpml {
+        /// The OPML file; `-` for stdin.
+        file: PathBuf,
+        /// Append the entries to this config (validated first) instead of printing them.
+        #[arg(long, value_name = "CONFIG")]
+        append: Option<PathBuf>,
+    },
+    /// Write the config's feeds as OPML on stdout, for another reader.
+    ///
+    /// Example: gleaner export-opml --config /etc/gleaner/gleaner.toml > feeds.opml
+    ExportOpml {
+        /// Config file (TOML); `gleaner init` writes a starter one.
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
@@ -149,37 +206,119 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Check { config } => {
             let cfg = load_config(&config)?;
+            let sites = extract::SiteRulesSet::load(&cfg.extract.sites_dir)
+                .map_err(|e| usage(e.to_string()))?;
             print!("{}", cfg.to_toml());
+            if !sites.is_empty() {
+                eprintln!(
+                    "gleaner: {} site rule file(s) in {}",
+                    sites.len(),
+                    cfg.extract.sites_dir.display()
+                );
+            }
+            if cfg.feeds.is_empty() {
+                eprintln!(
+                    "gleaner: note: no [[feed]] tables yet; add one at the end of {}",
+                    config.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Fetch { config } => fetch(&config),
         Command::Run { config } => run_daemon(&config),
         Command::Status { config } => status(&config),
+        Command::ImportOpml { file, append } => import_opml(&file, append.as_deref()),
+        Command::ExportOpml { config } => {
+            let cfg = load_config(&config)?;
+            let title = format!("gleaner feeds ({})", config.display());
+            std::io::stdout()
+                .lock()
+                .write_all(gleaner::opml::export(&cfg.feeds, &title).as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Extract {
             url,
             out_dir,
             jobs,
+            sites,
             inputs,
-        } => extract_cmd(url, out_dir, jobs, inputs),
+        } => {
+            let sites = match sites {
+                Some(dir) => extract::SiteRulesSet::load(&dir).map_err(|e| usage(e.to_string()))?,
+                None => extract::SiteRulesSet::default(),
+            };
+            extract_cmd(url, out_dir, jobs, &sites, inputs)
+        }
+        Command::Init { dir } => setup::init_cmd(&dir),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { out_dir } => docs::man(out_dir.as_deref()),
     }
 }
 
+fn import_opml(file: &Path, append: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let bytes = if file.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut b)
+            .context("reading stdin")?;
+        b
+    } else {
+        std::fs::read(file).map_err(|e| usage(format!("{}: {e}", file.display())))?
+    };
+    let feeds =
+        gleaner::opml::parse(&bytes).map_err(|e| usage(format!("{}: {e}", file.display())))?;
+    let existing = match append {
+        Some(path) => load_config(path)?.feeds,
+        None => Vec::new(),
+    };
+    let import = gleaner::opml::import(&feeds, &existing);
+    for (url, why) in &import.skipped {
+        eprintln!("gleaner: skipped {url}: {why}");
+    }
+    let text = gleaner::opml::to_toml(&import.entries);
+    let Some(path) = append else {
+        std::io::stdout().lock().write_all(text.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if import.entries.is_empty() {
+        eprintln!("gleaner: nothing to append to {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let old =
+        std::fs::read_to_string(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let sep = if old.is_empty() || old.ends_with("\n\n") {
+        ""
+    } else if old.ends_with('\n') {
+        "\n"
+    } else {
+        "\n\n"
+    };
+    let addition = format!("{sep}# Imported from {}\n{text}", file.display());
+    // The result must load before a byte is written: a config is never left broken.
+    config::parse(&format!("{old}{addition}"), path)
+        .map_err(|e| anyhow!("the imported entries would not make a valid config: {e}"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {} to append", path.display()))?;
+    f.write_all(addition.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("appending to {}", path.display()))?;
+    eprintln!(
+        "gleaner: appended {} feed(s) to {}; a running daemon picks them up on SIGHUP (systemctl reload gleaner)",
+        import.entries.len(),
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn load_config(path: &Path) -> anyhow::Result<Config> {
-    config::load(path).map_err(|e| match e {
-        config::ConfigError::Read { .. } => usage(format!(
-            "{e}\n  hint: pass --config FILE, or copy config/gleaner.example.toml to {}",
-            path.display()
-        )),
-        other => usage(other.to_string()),
-    })
+    config::load(path).map_err(|e| usage(setup::config_error(&e, path)))
 }
 
 fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn StateStore>> {
-    let store = SqliteStore::open(&cfg.state_dir).map_err(|e| {
-        usage(format!(
-            "{e}\n  hint: state_dir must be a directory gleaner can create and write"
-        ))
-    })?;
+    let store = SqliteStore::open(&cfg.state_dir).map_err(|e| setup::store_error(&e, cfg))?;
     Ok(Arc::new(store))
 }
 
@@ -193,16 +332,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn fetch(path: &Path) -> anyhow::Result<ExitCode> {
     let cfg = load_config(path)?;
     std::fs::create_dir_all(&cfg.output_dir)
-        .map_err(|e| usage(format!("output_dir {}: {e}", cfg.output_dir.display())))?;
+        .map_err(|e| setup::dir_error("output_dir", &cfg.output_dir, path, &e))?;
     let store = open_store(&cfg)?;
     let feeds = cfg.feeds.clone();
     if feeds.is_empty() {
-        eprintln!(
-            "gleaner: {} has no [[feed]] entries; nothing to fetch",
-            path.display()
-        );
+        // Not an error: a fresh install has no feeds until someone adds them.
+        eprintln!("gleaner: {}", setup::no_feeds_message(path));
+        return Ok(ExitCode::SUCCESS);
     }
-    let ctx = Arc::new(Context::new(cfg, store).context("cannot set up the fetcher")?);
+    let ctx = Arc::new(Context::new(cfg, store).map_err(|e| match e {
+        pipeline::PassError::Rules(r) => usage(r.to_string()),
+        other => anyhow::Error::new(other).context("cannot set up the fetcher"),
+    })?);
     ctx.recover().context("cannot recover interrupted writes")?;
 
     let bar = indicatif::ProgressBar::with_draw_target(
@@ -231,10 +372,13 @@ fn fetch(path: &Path) -> anyhow::Result<ExitCode> {
 fn run_daemon(path: &Path) -> anyhow::Result<ExitCode> {
     let cfg = load_config(path)?;
     std::fs::create_dir_all(&cfg.output_dir)
-        .map_err(|e| usage(format!("output_dir {}: {e}", cfg.output_dir.display())))?;
+        .map_err(|e| setup::dir_error("output_dir", &cfg.output_dir, path, &e))?;
     let store = open_store(&cfg)?;
     if cfg.feeds.is_empty() {
-        tracing::warn!(config = %path.display(), "no [[feed]] entries; add some and send SIGHUP");
+        tracing::warn!(
+            config = %path.display(),
+            "no [[feed]] tables yet: idling; add feeds, then reload (`systemctl reload gleaner` or SIGHUP)"
+        );
     }
     let summary = runtime()?
         .block_on(gleaner::daemon::run(cfg, store))
@@ -282,7 +426,7 @@ fn status(path: &Path) -> anyhow::Result<ExitCode> {
                     cfg.state_dir.display()
                 ),
             ),
-            Err(e) => return Err(usage(e.to_string())),
+            Err(e) => return Err(setup::store_error(&e, &cfg)),
         };
     print_status(&rows, &source)?;
     Ok(ExitCode::SUCCESS)
@@ -367,8 +511,18 @@ fn print_summary(reports: &[FeedReport]) -> anyhow::Result<()> {
                 format!("FAILED: {e}")
             }
             (None, true) => "not modified".to_string(),
-            (None, false) if r.failed > 0 => {
-                format!("{} item(s) failed, retried next pass", r.failed)
+            (None, false) if r.failed + r.given_up + r.deferred > 0 => {
+                let mut parts = Vec::new();
+                if r.failed > 0 {
+                    parts.push(format!("{} item(s) failed, retried next pass", r.failed));
+                }
+                if r.deferred > 0 {
+                    parts.push(format!("{} page(s) backing off", r.deferred));
+                }
+                if r.given_up > 0 {
+                    parts.push(format!("{} page(s) given up", r.given_up));
+                }
+                parts.join("; ")
             }
             _ => "ok".to_string(),
         };
@@ -434,6 +588,7 @@ fn extract_cmd(
     base: Option<url::Url>,
     out_dir: Option<PathBuf>,
     jobs: Option<usize>,
+    sites: &extract::SiteRulesSet,
     inputs: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
     if let Some(d) = &out_dir {
@@ -481,7 +636,11 @@ fn extract_cmd(
                         None => (charset::decode(&read_input(input)?, None), None),
                     };
                     let base = base.clone().or(own_url);
-                    let article = extract::extract(&html, base.as_ref());
+                    let rules = base
+                        .as_ref()
+                        .and_then(|u| u.host_str())
+                        .and_then(|h| sites.for_host(h));
+                    let article = extract::extract_with(&html, base.as_ref(), rules);
                     Ok(article.body())
                 })();
                 match r {

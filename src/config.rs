@@ -138,12 +138,17 @@ pub struct DaemonConfig {
     /// the next start).
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Where to serve Prometheus metrics (`GET /metrics`), e.g.
+    /// `127.0.0.1:9464`; off when absent. Read at start-up only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             shutdown_grace: Duration::from_secs(10),
+            metrics_addr: None,
         }
     }
 }
@@ -166,6 +171,16 @@ pub struct FetchConfig {
     pub concurrency: usize,
     /// Requests in flight at once to one host.
     pub per_host: usize,
+    /// Least time between the starts of two requests to one host (feeds
+    /// and pages together). `0s`, the default, adds no wait: `per_host`
+    /// alone paces a host, which keeps a pass over many feeds on one
+    /// server (a farm, a self-hosted aggregator) fast.
+    #[serde(with = "humantime_serde")]
+    pub host_delay: Duration,
+    /// Tries at a page that keeps failing (one per poll of its feed, with
+    /// backoff) before it is given up: reported, recorded in the state
+    /// store, and no longer a reason to re-read its feed.
+    pub page_attempts: u32,
     /// Whether requests may reach loopback, private, link-local or metadata
     /// addresses (see `fetch::netguard`).
     pub allow_private: AllowPrivate,
@@ -202,6 +217,8 @@ impl Default for FetchConfig {
             max_redirects: 5,
             concurrency: 32,
             per_host: 4,
+            host_delay: Duration::ZERO,
+            page_attempts: 5,
             allow_private: AllowPrivate::Auto,
         }
     }
@@ -236,12 +253,16 @@ pub struct ExtractConfig {
     /// Drop text blocks that the same host printed on this many other
     /// stories (learned boilerplate); 0 disables learning.
     pub learn_min_stories: u32,
+    /// Directory of per-site rules, `<host>.toml` each (relative to the
+    /// config file; a missing directory means no rules).
+    pub sites_dir: PathBuf,
 }
 
 impl Default for ExtractConfig {
     fn default() -> Self {
         ExtractConfig {
             learn_min_stories: 3,
+            sites_dir: PathBuf::from("sites"),
         }
     }
 }
@@ -303,7 +324,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        let message = e.message().trim().to_string();
+        // A typo'd key or value gets a "did you mean" (see `suggest`).
+        let message = crate::suggest::annotate(e.message().trim(), |table| {
+            crate::suggest::table_keys::<RawConfig>(table, &["output_dir", "state_dir"])
+        });
         // toml points at the value for type errors; name the key too.
         let message = match key_at(text, span.start) {
             Some(key) if !message.contains(&format!("`{key}`")) => {
@@ -330,8 +354,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     };
 
     let f = &raw.fetch;
-    let checks: [(&str, bool, &str); 6] = [
+    let checks: [(&str, bool, &str); 7] = [
         ("timeout", f.timeout.is_zero(), "must be more than 0s"),
+        ("page_attempts", f.page_attempts == 0, "must be at least 1"),
         (
             "connect_timeout",
             f.connect_timeout.is_zero(),
@@ -441,7 +466,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         state_dir: resolve(raw.state_dir.get_ref()),
         fetch: raw.fetch,
         dedupe: raw.dedupe,
-        extract: raw.extract,
+        extract: ExtractConfig {
+            sites_dir: resolve(&raw.extract.sites_dir),
+            ..raw.extract
+        },
         schedule: raw.schedule,
         daemon: raw.daemon,
         feeds,

@@ -25,7 +25,8 @@
 //!
 //! While running, the daemon holds the state store's exclusive lock, so it
 //! also writes `status.json` into `state_dir` every few seconds for
-//! `gleaner status` to read.
+//! `gleaner status` to read. With `[daemon] metrics_addr` it serves
+//! Prometheus metrics (`metrics`), counted here from each poll's report.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -59,6 +60,12 @@ pub enum DaemonError {
     Pass(#[from] PassError),
     #[error("cannot listen for signals: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What the loop is asked to do from outside (signals, or a test).
@@ -74,6 +81,8 @@ pub struct Summary {
     pub polls: u64,
     pub failed_polls: u64,
     pub new_stories: u64,
+    /// Pages given up after `[fetch] page_attempts` tries.
+    pub pages_given_up: u64,
     /// Feeds still in flight when the grace period ran out.
     pub abandoned: usize,
 }
@@ -108,6 +117,19 @@ pub async fn run_with(
     store: Arc<dyn StateStore>,
     mut control: mpsc::Receiver<Control>,
 ) -> Result<Summary, DaemonError> {
+    // Bound before anything else: a taken port is a start-up error, not a
+    // metrics endpoint silently missing.
+    let metrics = match config.daemon.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Metrics { addr, source })?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            info!(addr = %bound, "serving Prometheus metrics at http://{bound}/metrics");
+            Some(AbortOnDrop(tokio::spawn(crate::metrics::serve(listener))))
+        }
+        None => None,
+    };
     let ctx = Arc::new(Context::new(config, store.clone())?);
     let undone = ctx.recover()?;
     if undone > 0 {
@@ -181,13 +203,24 @@ pub async fn run_with(
     }
     // The lock goes with us: `gleaner status` reads the store itself again.
     let _ = std::fs::remove_file(d.ctx.config.state_dir.join(SNAPSHOT_FILE));
+    drop(metrics);
     info!(
         polls = d.summary.polls,
         failed = d.summary.failed_polls,
         new = d.summary.new_stories,
+        pages_given_up = d.summary.pages_given_up,
         "daemon stopped"
     );
     Ok(d.summary)
+}
+
+/// A background task that stops with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn tick(watchdog: &mut Option<tokio::time::Interval>) {
@@ -413,7 +446,12 @@ impl Daemon {
         let now = Utc::now();
         self.summary.polls += 1;
         self.summary.new_stories += report.new as u64;
-        let outcome = if report.error.is_some() {
+        self.summary.pages_given_up += report.given_up as u64;
+        count(&report);
+        let outcome = if report.gone {
+            self.summary.failed_polls += 1;
+            Outcome::Gone
+        } else if report.error.is_some() {
             self.summary.failed_polls += 1;
             match self.ctx.fetcher.paused_until(&t.feed.url) {
                 Some(until) => Outcome::HostPaused { until },
@@ -451,6 +489,7 @@ impl Daemon {
     }
 
     /// SIGHUP: re-read the config; keep the running one if the new one is bad.
+    /// `metrics_addr` is bound at start-up only: a change needs a restart.
     fn reload(&mut self, notify: &Notifier) {
         let mut states = vec![sd_notify::NotifyState::Reloading];
         if let Ok(t) = sd_notify::NotifyState::monotonic_usec_now() {
@@ -485,6 +524,9 @@ impl Daemon {
         }
         std::fs::create_dir_all(&cfg.output_dir)
             .map_err(|e| format!("output_dir {}: {e}", cfg.output_dir.display()))?;
+        if cfg.daemon.metrics_addr != old.daemon.metrics_addr {
+            warn!("metrics_addr cannot change while running; restart gleaner to apply it");
+        }
         let feeds = cfg.feeds.clone();
         let ctx = Context::new(cfg, self.store.clone()).map_err(|e| e.to_string())?;
         // Policies come from the new [schedule]; apply before swapping so
@@ -510,8 +552,17 @@ impl Daemon {
         }
     }
 
-    /// Refreshes sd_notify STATUS= and the status snapshot, throttled.
+    /// Refreshes sd_notify STATUS=, the status snapshot and the gauges.
     fn publish(&mut self, notify: &Notifier, force: bool) {
+        let m = crate::metrics::global();
+        m.feeds.store(
+            self.feeds.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        m.in_flight.store(
+            self.running.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let now = std::time::Instant::now();
         let due = |last: Option<std::time::Instant>, every| {
             force || last.is_none_or(|l| now.duration_since(l) >= every)
@@ -584,6 +635,26 @@ impl Daemon {
             .map_err(|e| e.to_string())?;
         Ok(())
     }
+}
+
+/// Adds one poll's report to the Prometheus counters.
+fn count(report: &FeedReport) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = crate::metrics::global();
+    m.polls.fetch_add(1, Relaxed);
+    if report.error.is_some() {
+        m.feed_errors.fetch_add(1, Relaxed);
+    }
+    if report.not_modified {
+        m.not_modified.fetch_add(1, Relaxed);
+    }
+    m.articles.fetch_add(report.new as u64, Relaxed);
+    m.duplicates_url
+        .fetch_add(report.duplicates as u64, Relaxed);
+    m.duplicates_text
+        .fetch_add(report.near_duplicates as u64, Relaxed);
+    m.page_errors.fetch_add(report.failed as u64, Relaxed);
+    m.pages_given_up.fetch_add(report.given_up as u64, Relaxed);
 }
 
 /// One line of `gleaner status`.

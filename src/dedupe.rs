@@ -129,12 +129,15 @@ pub fn canonical_url(url: &Url) -> Url {
     if !matches!(u.scheme(), "http" | "https") {
         return u;
     }
-    if let Some(host) = u.host_str() {
-        if let Some(rest) = host.strip_prefix("amp.") {
-            if rest.contains('.') {
-                let rest = rest.to_string();
-                let _ = u.set_host(Some(&rest));
-            }
+    // Every leading `amp.` label, so that one call reaches the fixed point.
+    while let Some(rest) = u
+        .host_str()
+        .and_then(|h| h.strip_prefix("amp."))
+        .filter(|r| r.contains('.'))
+        .map(str::to_string)
+    {
+        if u.set_host(Some(&rest)).is_err() || u.host_str() != Some(rest.as_str()) {
+            break;
         }
     }
     let host = u.host_str().unwrap_or("").to_string();
@@ -150,13 +153,21 @@ pub fn canonical_url(url: &Url) -> Url {
             u.query_pairs_mut().clear().extend_pairs(kept);
         }
     }
-    let path = u.path().to_string();
-    for suffix in ["/amp/", "/amp", ".amp"] {
-        if let Some(stem) = path.strip_suffix(suffix) {
-            if !stem.is_empty() && stem != "/" {
-                u.set_path(stem);
-                break;
-            }
+    // Every AMP suffix (`/a/amp.amp` is `/a`), but never one whose removal
+    // leaves a dot segment: `/a/..amp` must not become `/a/..`, the parent.
+    loop {
+        let path = u.path().to_string();
+        let Some(stem) = ["/amp/", "/amp", ".amp"]
+            .iter()
+            .find_map(|s| path.strip_suffix(s))
+            .filter(|s| !s.is_empty() && *s != "/")
+        else {
+            break;
+        };
+        u.set_path(stem);
+        if u.path() != stem {
+            u.set_path(&path);
+            break;
         }
     }
     u
@@ -223,13 +234,12 @@ impl Signature {
                 h.write_u8(b' ');
             }
             let x = h.finish();
-            // HASHES cheap permutations of one good hash.
-            for (i, m) in mins.iter_mut().enumerate() {
-                let v = mix(x ^ SEEDS[i]);
-                let v = (v >> 32) as u32;
-                if v < *m {
-                    *m = v;
-                }
+            // HASHES multiply-shift hashes of one good hash: a multiply and an
+            // add each (odd multipliers from SEEDS), which the compiler
+            // vectorises; plenty independent for MinHash.
+            for ((m, a), b) in mins.iter_mut().zip(SEEDS.iter()).zip(SEEDS.iter().rev()) {
+                let v = ((a | 1).wrapping_mul(x).wrapping_add(*b) >> 32) as u32;
+                *m = (*m).min(v);
             }
         }
         Some(Signature(mins))
@@ -276,13 +286,6 @@ impl Signature {
     }
 }
 
-fn mix(mut z: u64) -> u64 {
-    // splitmix64 finaliser: a fast bijection with good avalanche.
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 const SEEDS: [u64; HASHES] = {
     let mut s = [0u64; HASHES];
     let mut i = 0;
@@ -301,6 +304,13 @@ const SEEDS: [u64; HASHES] = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mix(mut z: u64) -> u64 {
+        // splitmix64 finaliser: a fast bijection with good avalanche.
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
 
     fn u(s: &str) -> Url {
         Url::parse(s).unwrap()
@@ -334,6 +344,16 @@ mod tests {
             canonical_url(&u("https://news.example/a/b?amp=1")).as_str(),
             "https://news.example/a/b"
         );
+        // Found by the properties below: one call reaches the fixed point,
+        // and a suffix is never cut into a dot segment.
+        assert_eq!(
+            canonical_url(&u("https://amp.amp.news.example/a/b.amp/amp")).as_str(),
+            "https://news.example/a/b"
+        );
+        assert_eq!(
+            canonical_url(&u("https://news.example/a/..amp")).as_str(),
+            "https://news.example/a/..amp"
+        );
     }
 
     fn story(n: usize, seed: u64) -> String {
@@ -364,5 +384,290 @@ mod tests {
         assert!(sa.similarity(&Signature::of(&other).unwrap()) < 0.2);
         assert!(Signature::of("too short to judge").is_none());
         assert_eq!(Signature::from_bytes(&sa.to_bytes()), Some(sa));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+        use url::form_urlencoded::byte_serialize;
+
+        /// Parameters that only track the reader (a sample of each family).
+        const TRACKING: &[&str] = &[
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "utm_term",
+            "utm_content",
+            "utm_",
+            "mtm_kwd",
+            "pk_campaign",
+            "fbclid",
+            "gclid",
+            "dclid",
+            "gbraid",
+            "wbraid",
+            "msclkid",
+            "mc_cid",
+            "mc_eid",
+            "yclid",
+            "_hsenc",
+            "_hsmi",
+            "__hstc",
+            "mkt_tok",
+            "srsltid",
+            "igshid",
+            "twclid",
+            "amp",
+        ];
+        /// `ref` values naming a referrer (tracking whatever the host).
+        const REF_SOURCES: &[&str] = &["", "rss", "feed", "twitter", "newsletter", "RSS"];
+        /// Parameters that select content.
+        const CONTENT: &[&str] = &[
+            "id", "page", "q", "p", "lang", "story", "v", "section", "sort", "article", "s",
+            "offset", "tag", "year", "ampm", "utm", "ref_id",
+        ];
+        const AMP_SUFFIXES: [&str; 3] = ["/amp/", "/amp", ".amp"];
+
+        #[derive(Debug, Clone)]
+        struct Param {
+            name: String,
+            value: String,
+            tracking: bool,
+            /// `name` alone, without `=` (only when the value is empty).
+            bare: bool,
+        }
+
+        fn mixed_case(s: &str, mask: u64) -> String {
+            s.chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if mask >> (i % 64) & 1 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-zA-Z0-9]{0,8}",
+                // Separators and escapes a value must survive: & = # + % space, any script.
+                "[a-z0-9&=#+%;/?. é漢-]{0,10}",
+            ]
+        }
+
+        fn param() -> impl Strategy<Value = Param> {
+            let p = |name: String, value: String, tracking: bool, bare: bool| Param {
+                bare: bare && value.is_empty(),
+                name,
+                value,
+                tracking,
+            };
+            prop_oneof![
+                3 => (prop::sample::select(TRACKING), any::<u64>(), value(), any::<bool>())
+                    .prop_map(move |(n, mask, v, b)| p(mixed_case(n, mask), v, true, b)),
+                1 => (prop::sample::select(&["ref", "ref_src"][..]), prop::sample::select(REF_SOURCES))
+                    .prop_map(move |(n, v)| p(n.to_string(), v.to_string(), true, false)),
+                4 => (
+                    prop_oneof![
+                        prop::sample::select(CONTENT).prop_map(str::to_string),
+                        "x[a-z0-9_]{0,6}",
+                    ],
+                    value(),
+                    any::<bool>(),
+                )
+                    .prop_map(move |(n, v, b)| p(n, v, false, b)),
+                // `ref=v2` selects a version on some sites: kept.
+                1 => (0u8..10).prop_map(move |d| p("ref".into(), format!("v{d}"), false, false)),
+            ]
+        }
+
+        fn host() -> impl Strategy<Value = String> {
+            let label = prop_oneof![
+                4 => "[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?",
+                1 => Just("amp".to_string()),
+                1 => "[A-Z][a-zA-Z0-9]{0,5}",
+                1 => Just("bücher".to_string()),
+            ];
+            prop_oneof![
+                6 => (0usize..3, prop::collection::vec(label, 0..3), "[a-z]{2,6}").prop_map(
+                    |(amps, labels, tld)| {
+                        let mut h = "amp.".repeat(amps);
+                        for l in labels {
+                            h.push_str(&l);
+                            h.push('.');
+                        }
+                        h + &tld
+                    }
+                ),
+                1 => (0u8..=255, 0u8..=255).prop_map(|(a, b)| format!("10.{a}.{b}.1")),
+                1 => Just("localhost".to_string()),
+                1 => Just("amp.localhost".to_string()),
+            ]
+        }
+
+        fn path() -> impl Strategy<Value = String> {
+            let segment = prop_oneof![
+                6 => "[a-zA-Z0-9_~-]{1,10}",
+                2 => "[a-z]{0,4}\\.[a-z]{1,4}",
+                1 => Just("amp".to_string()),
+                1 => prop::sample::select(&[".", "..", "", "%2e", "..amp", "...amp", "%2e.amp"][..])
+                    .prop_map(str::to_string),
+                1 => "[a-zé漢!$&'()*+,;=:@.%-]{1,8}",
+            ];
+            (
+                prop::collection::vec(segment, 0..5),
+                prop::sample::select(
+                    &["", "/", "/amp", "/amp/", ".amp", "/amp/amp", "/amp.amp"][..],
+                ),
+            )
+                .prop_map(|(segs, suffix)| {
+                    let mut p: String = segs.iter().map(|s| format!("/{s}")).collect();
+                    p.push_str(suffix);
+                    p
+                })
+        }
+
+        fn url_parts() -> impl Strategy<Value = (String, Vec<Param>)> {
+            (
+                prop::sample::select(&["http", "https", "HTTP", "Https"][..]),
+                host(),
+                prop_oneof![
+                    Just(None),
+                    Just(Some(80u16)),
+                    Just(Some(443u16)),
+                    (1u16..=65535).prop_map(Some),
+                ],
+                path(),
+                prop::collection::vec(param(), 0..6),
+                any::<bool>(),
+                proptest::option::of("[a-z0-9#?/ =&]{0,8}"),
+            )
+                .prop_map(|(scheme, host, port, path, params, empty_q, fragment)| {
+                    let mut s = format!("{scheme}://{host}");
+                    if let Some(p) = port {
+                        s.push_str(&format!(":{p}"));
+                    }
+                    s.push_str(&path);
+                    if !params.is_empty() || empty_q {
+                        s.push('?');
+                    }
+                    let pairs: Vec<String> = params
+                        .iter()
+                        .map(|p| {
+                            let n: String = byte_serialize(p.name.as_bytes()).collect();
+                            let v: String = byte_serialize(p.value.as_bytes()).collect();
+                            if p.bare {
+                                n
+                            } else {
+                                format!("{n}={v}")
+                            }
+                        })
+                        .collect();
+                    s.push_str(&pairs.join("&"));
+                    if let Some(f) = fragment {
+                        s.push('#');
+                        s.push_str(&f);
+                    }
+                    (s, params)
+                })
+        }
+
+        /// `long` is `short` plus one or more AMP suffixes.
+        fn strips_to(long: &str, short: &str) -> bool {
+            let mut cur = long;
+            while cur != short {
+                match AMP_SUFFIXES.iter().find_map(|s| cur.strip_suffix(s)) {
+                    Some(r) if r.len() >= short.len() => cur = r,
+                    _ => return false,
+                }
+            }
+            true
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 2048,
+                max_global_rejects: 100_000,
+                ..ProptestConfig::default()
+            })]
+
+            /// For http(s): idempotent; same scheme, port and user; the host
+            /// only loses leading `amp.` labels; the path only loses AMP
+            /// suffixes; no fragment; tracking parameters gone and every
+            /// other parameter kept, in order, with its value.
+            #[test]
+            fn canonical_url_keeps_meaning((s, params) in url_parts()) {
+                let parsed = Url::parse(&s);
+                prop_assume!(parsed.is_ok(), "unparsable: {}", s);
+                let u = parsed.unwrap();
+                let c = canonical_url(&u);
+                let again = canonical_url(&c);
+                prop_assert_eq!(again.as_str(), c.as_str(), "not idempotent: {}", s);
+                prop_assert_eq!(c.scheme(), u.scheme());
+                prop_assert_eq!(c.port(), u.port());
+                prop_assert_eq!(c.username(), u.username());
+                prop_assert_eq!(c.fragment(), None);
+
+                let (uh, ch) = (u.host_str().unwrap_or(""), c.host_str().unwrap_or(""));
+                let mut removed = uh.strip_suffix(ch).unwrap_or("?");
+                while let Some(r) = removed.strip_prefix("amp.") {
+                    removed = r;
+                }
+                prop_assert!(removed.is_empty(), "host {} became {}", uh, ch);
+                prop_assert!(uh == ch || ch.contains('.'), "host {} became {}", uh, ch);
+
+                prop_assert!(
+                    c.path() == u.path() || strips_to(u.path(), c.path()),
+                    "path {} became {} ({})", u.path(), c.path(), s
+                );
+                prop_assert!(c.path().starts_with('/'));
+
+                let kept: Vec<(String, String)> =
+                    c.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+                let want: Vec<(String, String)> = params
+                    .iter()
+                    .filter(|p| !p.tracking)
+                    .map(|p| (p.name.clone(), p.value.clone()))
+                    .collect();
+                prop_assert_eq!(&kept, &want, "query of {}", s);
+                if want.is_empty() {
+                    prop_assert_eq!(c.query(), None);
+                }
+            }
+
+            /// Loosely formed URL strings: still idempotent, host and path
+            /// changed only as above; other schemes only lose the fragment.
+            #[test]
+            fn canonical_url_is_idempotent_on_odd_urls(
+                s in "(https?|HTTP|ftp|wss?|mailto|foo):(//)?([a-zA-Z0-9é-]{1,8}\\.){0,3}[a-zA-Z0-9-]{1,8}(:[0-9]{1,4})?([/\\\\?#][a-zA-Z0-9.:@%/?&=#;+_~\\\\é-]{0,40})?"
+            ) {
+                let parsed = Url::parse(&s);
+                prop_assume!(parsed.is_ok());
+                let u = parsed.unwrap();
+                let c = canonical_url(&u);
+                let again = canonical_url(&c);
+                prop_assert_eq!(again.as_str(), c.as_str(), "not idempotent: {}", s);
+                prop_assert_eq!(c.fragment(), None);
+                if matches!(u.scheme(), "http" | "https") {
+                    let (uh, ch) = (u.host_str().unwrap_or(""), c.host_str().unwrap_or(""));
+                    let mut removed = uh.strip_suffix(ch).unwrap_or("?");
+                    while let Some(r) = removed.strip_prefix("amp.") {
+                        removed = r;
+                    }
+                    prop_assert!(removed.is_empty(), "host {} became {}", uh, ch);
+                    prop_assert!(
+                        c.path() == u.path() || strips_to(u.path(), c.path()),
+                        "path {} became {} ({})", u.path(), c.path(), s
+                    );
+                } else {
+                    let mut bare = u.clone();
+                    bare.set_fragment(None);
+                    prop_assert_eq!(c.as_str(), bare.as_str());
+                }
+            }
+        }
     }
 }

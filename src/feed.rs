@@ -66,20 +66,24 @@ pub fn parse(bytes: &[u8], feed_url: &Url) -> Result<ParsedFeed, FeedError> {
         }
         None => bytes,
     };
-    let parser = feed_rs::parser::Builder::new()
-        .base_uri(Some(feed_url.as_str()))
-        // An empty id marks "the feed gave none"; see Item::guid.
-        .id_generator(|_, _, _| String::new())
-        .sanitize_content(false)
-        .build();
-    let feed = match parser.parse(bytes) {
+    let parser = || {
+        feed_rs::parser::Builder::new()
+            .base_uri(Some(feed_url.as_str()))
+            // An empty id marks "the feed gave none"; see Item::guid.
+            .id_generator(|_, _, _| String::new())
+            .sanitize_content(false)
+            .build()
+    };
+    let feed = match parser().parse(bytes) {
         Ok(feed) => feed,
         // One invalid byte in a UTF-8 feed fails the whole document in the
         // XML reader ("no root element"): read it again with U+FFFD for the
-        // bad bytes rather than lose every item.
+        // bad bytes rather than lose every item. With a fresh parser: one
+        // that failed inside an item keeps that item's MediaRSS state and
+        // panics on the next item (found by fuzzing).
         Err(e) if std::str::from_utf8(bytes).is_err() && declares_utf8(bytes) => {
             let fixed = String::from_utf8_lossy(bytes);
-            parser
+            parser()
                 .parse(fixed.as_bytes())
                 .map_err(|_| FeedError::Parse(e.to_string()))?
         }
@@ -557,6 +561,23 @@ mod tests {
         assert!(!declares_utf8(
             b"<?xml version='1.0' encoding='windows-1251'?><rss/>"
         ));
+    }
+
+    /// Fuzzing found it: a bad byte past the XML reader's first 8 KiB
+    /// buffer fails the parse inside an item; the retry must not reuse that
+    /// parser (feed-rs asserts on its leftover MediaRSS state).
+    #[test]
+    fn bad_byte_deep_inside_an_item_does_not_panic() {
+        let mut rss = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><rss version=\"2.0\"><channel><item><title>A</title><link>https://e.org/a</link><description>".to_vec();
+        rss.extend(std::iter::repeat_n(b'x', 9000));
+        rss.push(0xff);
+        rss.extend_from_slice(b"</description></item><item><title>B</title><link>https://e.org/b</link></item></channel></rss>");
+        let f = parse(&rss, &base()).unwrap();
+        assert_eq!(f.items.len(), 2);
+        assert_eq!(f.items[1].title, "B");
+        // The fuzzer's own (minimised) input: malformed, so an error, not a panic.
+        let found = include_bytes!("../tests/data/fuzz-regressions/feed-mediarss-retry.xml");
+        assert!(parse(found, &base()).is_err());
     }
 
     #[test]

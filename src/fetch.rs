@@ -8,9 +8,18 @@
 //! never make gleaner read a local file, and (`[fetch] allow_private`,
 //! `netguard`) a feed on a public host can never make it reach loopback,
 //! private, link-local or metadata addresses, by links or by redirects.
+//!
+//! Politeness is per host (host and port), for feeds and pages together: at
+//! most `per_host` requests in flight and, with `host_delay`, at least that
+//! long between the starts of two requests; a host that answered 429/503
+//! with `Retry-After` is not contacted until then (other hosts carry on).
+//! Feed requests also note permanent redirects ([`Fetcher::get_feed`]) so
+//! the pipeline can poll the new address.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -92,6 +101,38 @@ pub struct Validators {
     pub last_modified: Option<String>,
 }
 
+/// A feed fetch: the response, and where the feed moved if it did.
+#[derive(Debug)]
+pub struct FeedFetch {
+    pub fetched: Fetched,
+    /// The URL reached through permanent redirects (301/308) only: the
+    /// feed's address from now on. `None` without a redirect, or when the
+    /// first hop was temporary (302/303/307).
+    pub moved_to: Option<Url>,
+}
+
+tokio::task_local! {
+    /// Redirect hops (status, target) of the feed request in progress. Set
+    /// by `get_feed` only; the redirect policy runs inside the request's own
+    /// future, so it sees the value of the request that it is following.
+    static HOPS: RefCell<Vec<(u16, Url)>>;
+}
+
+/// The URL after the leading run of permanent hops, if there is one.
+fn permanent_target(hops: &[(u16, Url)]) -> Option<Url> {
+    hops.iter()
+        .take_while(|(status, _)| matches!(status, 301 | 308))
+        .last()
+        .map(|(_, url)| url.clone())
+}
+
+/// One host's politeness state.
+struct HostGate {
+    slots: Arc<Semaphore>,
+    /// When the last request to the host started, for `host_delay`.
+    last_start: Mutex<Option<Instant>>,
+}
+
 #[derive(Debug)]
 pub enum Fetched {
     /// 304: the stored copy is current; nothing to parse.
@@ -125,7 +166,7 @@ pub struct Fetcher {
     feeds_seen: std::sync::atomic::AtomicBool,
     cfg: FetchConfig,
     global: Arc<Semaphore>,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    hosts: Mutex<HashMap<String, Arc<HostGate>>>,
     /// Hosts that answered 429/503 with `Retry-After`, and until when:
     /// that host waits, the other hosts do not.
     paused: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
@@ -159,7 +200,8 @@ impl Fetcher {
     /// page is an item link of a feed fetched before, or a URL given on the
     /// command line when no feed was fetched (see [`Fetcher::origin_of`]).
     /// Prefer [`Fetcher::get_linked`] for item links: it names the feed, so
-    /// the private-network check is exact.
+    /// the private-network check is exact, and [`Fetcher::get_feed`] for
+    /// feeds: it reports permanent redirects.
     pub async fn get(
         &self,
         url: &Url,
@@ -170,6 +212,26 @@ impl Fetcher {
         let origin = self.origin_of(url, kind, allow_file);
         self.get_from(url, kind, validators, allow_file, origin)
             .await
+    }
+
+    /// Fetches the feed at `url` like [`Fetcher::get`] with [`Kind::Feed`],
+    /// noting where it moved when the redirects that led to the answer
+    /// started with permanent ones (301/308).
+    pub async fn get_feed(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+        allow_file: bool,
+    ) -> Result<FeedFetch, FetchError> {
+        HOPS.scope(RefCell::new(Vec::new()), async {
+            let fetched = self.get(url, Kind::Feed, validators, allow_file).await?;
+            let hops = HOPS.try_with(|h| h.take()).unwrap_or_default();
+            Ok(FeedFetch {
+                fetched,
+                moved_to: permanent_target(&hops),
+            })
+        })
+        .await
     }
 
     /// Fetches `url`, found in the document fetched from `from` (an item
@@ -222,6 +284,27 @@ impl Fetcher {
         }
         let client = self.client_for(url, origin)?;
         let _permits = self.permits(url).await;
+        // Again: the host may have asked for a pause while we queued for it.
+        if let Some(until) = self.paused_until(url) {
+            return Err(FetchError::HostPaused {
+                host: host_key(url),
+                until,
+            });
+        }
+        let started = Instant::now();
+        let r = self.exchange(client, url, limit, validators).await;
+        crate::metrics::global().fetched(kind, started.elapsed());
+        r
+    }
+
+    /// One request and its body, under the caller's permits.
+    async fn exchange(
+        &self,
+        client: &reqwest::Client,
+        url: &Url,
+        limit: u64,
+        validators: Option<&Validators>,
+    ) -> Result<Fetched, FetchError> {
         let mut req = client.get(url.clone());
         if let Some(v) = validators {
             if let Some(etag) = &v.etag {
@@ -342,6 +425,8 @@ impl Fetcher {
         }
     }
 
+    /// Waits for a slot at `url`'s host, then for `host_delay` since the
+    /// host's last request started, then for a global slot.
     async fn permits(
         &self,
         url: &Url,
@@ -351,13 +436,44 @@ impl Fetcher {
             let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
             hosts
                 .entry(key)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.cfg.per_host)))
+                .or_insert_with(|| {
+                    Arc::new(HostGate {
+                        slots: Arc::new(Semaphore::new(self.cfg.per_host)),
+                        last_start: Mutex::new(None),
+                    })
+                })
                 .clone()
         };
         // Host first: waiting for a busy host must not hold a global slot.
-        let h = host.acquire_owned().await.ok();
-        let g = self.global.clone().acquire_owned().await.ok();
-        (h, g)
+        let h = host.slots.clone().acquire_owned().await.ok();
+        let delay = self.cfg.host_delay;
+        if delay.is_zero() {
+            let g = self.global.clone().acquire_owned().await.ok();
+            return (h, g);
+        }
+        loop {
+            let wait = {
+                let last = host.last_start.lock().unwrap_or_else(|e| e.into_inner());
+                last.map_or(Duration::ZERO, |t| {
+                    (t + delay).saturating_duration_since(Instant::now())
+                })
+            };
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            // The delay is waited out without a global slot, and the start
+            // is claimed only once one is held: then the gap between two
+            // starts is never shorter than `host_delay`, however long the
+            // global queue was.
+            let g = self.global.clone().acquire_owned().await.ok();
+            let mut last = host.last_start.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if last.is_none_or(|t| now >= t + delay) {
+                *last = Some(now);
+                return (h, g);
+            }
+            // Another request to this host started meanwhile: queue behind it.
+        }
     }
 }
 
@@ -381,6 +497,9 @@ fn build_client(cfg: &FetchConfig, guarded: bool) -> Result<reqwest::Client, Fet
             let to = attempt.url().to_string();
             attempt.error(format!("redirect to {to} refused: {why}"))
         } else {
+            // Only a feed request (`get_feed`) listens; pages ignore hops.
+            let hop = (attempt.status().as_u16(), attempt.url().clone());
+            let _ = HOPS.try_with(|h| h.borrow_mut().push(hop));
             attempt.follow()
         }
     });

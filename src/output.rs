@@ -4,6 +4,11 @@
 //! `<feed>/<YYYY>/<MM>/<DD>/<slug>-<id>.txt` plus `.json`. Each file is
 //! written to a hidden temp file in the same directory, fsynced, renamed into
 //! place, and the directory fsynced, so a reader never sees half a file.
+//! A crash can leave temp files behind: those of a new story sit in its own
+//! directory, which the pending-write recovery cleans; those of a rewrite of
+//! a finished story's `.json` (a duplicate added) sit at the top of
+//! `output_dir`, so start-up finds them with one `read_dir` instead of a
+//! walk over every story directory.
 //! Names are built only from a validated feed name, digits, and a slug of
 //! letters, digits and dashes: nothing from the network can climb out.
 
@@ -94,7 +99,12 @@ pub fn slug(title: &str) -> String {
             s.push('-');
             n += 1;
         }
-        for c in word.chars().flat_map(char::to_lowercase) {
+        // Lowercasing can yield marks ('İ' is 'i' + U+0307): keep only letters and digits.
+        for c in word
+            .chars()
+            .flat_map(char::to_lowercase)
+            .filter(|c| c.is_alphanumeric())
+        {
             if n >= SLUG_CHARS || s.len() + c.len_utf8() > SLUG_BYTES {
                 n = SLUG_CHARS; // full: no further words either
                 break;
@@ -180,7 +190,21 @@ pub fn add_duplicate(output_dir: &Path, stem: &Path, dup: &Duplicate) -> Result<
         path: path.clone(),
         message: e.to_string(),
     })?;
-    write_atomic(&path, &out)
+    // Staged at the top of output_dir (see the module doc). A story directory
+    // on another file system (a symlinked feed) cannot take that rename: fall
+    // back to a temp file beside the story.
+    match write_atomic_via(output_dir, &path, &out) {
+        Err(OutputError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::CrossesDevices =>
+        {
+            write_atomic(&path, &out)?
+        }
+        r => r?,
+    }
+    if let Some(dir) = path.parent() {
+        sync_dir(dir);
+    }
+    Ok(())
 }
 
 /// Removes a story's files (used to undo a write the state store never recorded).
@@ -191,10 +215,15 @@ pub fn remove_story(output_dir: &Path, stem: &Path) {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    write_atomic_via(path.parent().unwrap_or(Path::new(".")), path, bytes)
+}
+
+/// Writes `bytes` to a temp file in `tmp_dir` (same file system as `path`),
+/// fsyncs it and renames it to `path`.
+fn write_atomic_via(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
+        .tempfile_in(tmp_dir)
         .map_err(io(path))?;
     tmp.write_all(bytes).map_err(io(path))?;
     tmp.as_file().sync_all().map_err(io(path))?;
@@ -250,6 +279,8 @@ mod tests {
         assert!(name.len() <= 255, "{}", name.len());
         assert_eq!(slug("Hello, World!  Again"), "hello-world-again");
         assert_eq!(slug("日本語 ニュース"), "日本語-ニュース");
+        // Found by proptest: lowercasing 'İ' adds a combining dot (U+0307).
+        assert_eq!(slug("İstanbul İ"), "istanbul-i");
     }
 
     #[test]
@@ -288,5 +319,73 @@ mod tests {
             .unwrap()
             .count();
         assert_eq!(leftovers, 2);
+        // The rewrite's temp file (at the top of output_dir) is gone too.
+        let top: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(top, vec![std::ffi::OsString::from("f")]);
+    }
+
+    mod props {
+        use super::*;
+        use chrono::TimeZone;
+        use proptest::prelude::*;
+        use std::path::Component;
+
+        /// Any Unicode, plus titles built from what breaks file names:
+        /// separators, dot segments, NUL, combining marks, 4-byte letters.
+        fn titles() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "(\\.\\./|/|\\\\|\\x00|\\.|-| |\\p{L}|\\p{M}|\\p{N}|[\u{10000}-\u{10FFFF}]|İ|ß|ﬃ){0,200}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Whatever the title and date, a story's files stay inside
+            /// output_dir, under its feed's directory, with UTF-8 names of
+            /// at most 255 bytes per component (extension included).
+            #[test]
+            fn story_paths_stay_inside_output_dir_and_bounded(
+                feed in "[A-Za-z0-9_][A-Za-z0-9._-]{0,63}",
+                title in titles(),
+                secs in -8_000_000_000_000i64..8_000_000_000_000i64,
+                key in any::<u64>(),
+            ) {
+                let date = Utc.timestamp_opt(secs, 0).single().unwrap_or_default();
+                let id = format!("{:012x}", key >> 16);
+                let stem = story_stem(&feed, date, &title, &id);
+                let out = Path::new("/srv/gleaner/out");
+                for ext in ["txt", "json"] {
+                    let path = out.join(&stem).with_extension(ext);
+                    prop_assert!(path.starts_with(out.join(&feed)), "{}", path.display());
+                    let rel = path.strip_prefix(out).unwrap();
+                    prop_assert!(rel.components().all(|c| matches!(c, Component::Normal(_))), "{}", rel.display());
+                    prop_assert_eq!(rel.components().count(), 5);
+                    prop_assert!(rel.to_str().is_some());
+                    for c in rel.components() {
+                        let len = c.as_os_str().len();
+                        prop_assert!(len <= 255, "{} bytes: {:?}", len, c);
+                    }
+                    let tail = format!("-{id}.{ext}");
+                    prop_assert!(rel.to_string_lossy().ends_with(&tail));
+                }
+            }
+
+            /// A slug is letters and digits of any script in single-dash
+            /// separated words, never empty, bounded in chars and bytes.
+            #[test]
+            fn slugs_are_plain_words(title in titles()) {
+                let s = slug(&title);
+                prop_assert!(!s.is_empty());
+                prop_assert!(s.chars().count() <= SLUG_CHARS && s.len() <= SLUG_BYTES, "{}", s);
+                prop_assert!(s.chars().all(|c| c.is_alphanumeric() || c == '-'), "{:?}", s);
+                prop_assert!(!s.starts_with('-') && !s.ends_with('-') && !s.contains("--"), "{:?}", s);
+                prop_assert_eq!(slug(&s), s.clone(), "not stable");
+            }
+        }
     }
 }

@@ -12,6 +12,11 @@
 //! outside the lock, and a failed write un-records the story so the next pass
 //! retries it. A feed whose items did not all succeed keeps no validators:
 //! the next pass re-reads it instead of getting a 304 and forgetting them.
+//! A page that keeps failing is retried with backoff (`schedule::page_retry_after`)
+//! and given up after `[fetch] page_attempts` tries: reported, recorded in
+//! the store, and from then on no reason to withhold the feed's validators.
+//! A feed that answered with permanent redirects is polled at its new URL
+//! (stored) for as long as the config names the URL it moved from.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +34,7 @@ use crate::extract::{self, Article};
 use crate::feed::{self, Item};
 use crate::fetch::{Fetched, Fetcher, Kind, Validators};
 use crate::output::{self, Duplicate, StoryMeta};
-use crate::store::{NewStory, StateStore, StoreError};
+use crate::store::{FeedMove, FeedState, NewStory, StateStore, StoreError};
 
 /// Blocks longer than this are article prose, not site furniture: they are
 /// neither learned nor dropped as boilerplate.
@@ -56,7 +61,17 @@ pub struct FeedReport {
     pub near_duplicates: usize,
     /// Items whose page could not be fetched, extracted or written; retried next pass.
     pub failed: usize,
+    /// Pages given up in this pass after `[fetch] page_attempts` tries.
+    pub given_up: usize,
+    /// Pages not tried in this pass: backing off after failures, or their
+    /// host asked for a pause. Like `failed`, they keep the feed re-read.
+    pub deferred: usize,
+    /// The feed answered 410 Gone.
+    pub gone: bool,
     pub item_errors: Vec<String>,
+    /// Items whose files could not be written or updated (counted in
+    /// `failed` too); a full or read-only disk is logged once per feed.
+    pub write_errors: usize,
     /// The feed's RSS `<ttl>`, and how long its response said it stays
     /// fresh (Cache-Control, Expires): hints for the daemon's schedule.
     pub ttl_minutes: Option<u32>,
@@ -68,6 +83,8 @@ pub struct Context {
     pub config: Config,
     pub fetcher: Fetcher,
     pub store: Arc<dyn StateStore>,
+    /// Explicit per-site extraction rules (`[extract] sites_dir`).
+    pub sites: Arc<extract::SiteRulesSet>,
     decide: tokio::sync::Mutex<()>,
     story_locks: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -77,16 +94,20 @@ pub enum PassError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Rules(#[from] extract::RulesError),
+    #[error(transparent)]
     Fetch(#[from] crate::fetch::FetchError),
 }
 
 impl Context {
     pub fn new(config: Config, store: Arc<dyn StateStore>) -> Result<Self, PassError> {
         let fetcher = Fetcher::new(&config.fetch)?;
+        let sites = Arc::new(extract::SiteRulesSet::load(&config.extract.sites_dir)?);
         Ok(Context {
             config,
             fetcher,
             store,
+            sites,
             decide: tokio::sync::Mutex::new(()),
             story_locks: std::sync::Mutex::new(HashMap::new()),
         })
@@ -96,7 +117,14 @@ impl Context {
     /// finished are removed and the stories forgotten, temp files deleted,
     /// and every feed re-read on the next pass.
     pub fn recover(&self) -> Result<usize, PassError> {
+        // Temp files of interrupted `.json` rewrites (duplicates added).
+        output::clean_temp(&self.config.output_dir);
         let pending = self.store.pending_writes()?;
+        if !pending.is_empty() {
+            // First: a crash during this recovery must not leave validators
+            // that hide the undone items once the pending entries are gone.
+            self.store.clear_validators()?;
+        }
         for (stem, key) in &pending {
             let stem_path = PathBuf::from(stem);
             output::remove_story(&self.config.output_dir, &stem_path);
@@ -115,7 +143,6 @@ impl Context {
                 writes = pending.len(),
                 "undid story writes interrupted by a crash"
             );
-            self.store.clear_validators()?;
         }
         Ok(pending.len())
     }
@@ -159,6 +186,8 @@ struct Candidate {
 struct Extracted {
     cand: Candidate,
     article: Article,
+    /// Near-duplicate signature of `article`'s body, kept in step with it.
+    sig: Option<Signature>,
 }
 
 /// Polls one feed and processes its new items.
@@ -167,10 +196,31 @@ pub async fn poll_feed(ctx: &Context, feed: &Feed) -> FeedReport {
         feed: feed.name.clone(),
         ..FeedReport::default()
     };
-    match poll_feed_inner(ctx, feed, &mut report).await {
-        Ok(()) => {}
+    // `failing`: failures in a row before this poll. A failing feed warns
+    // once, then logs at debug until it recovers, not at every poll.
+    let (failing, result) = match ctx.store.feed_state(&feed.name) {
+        Ok(state) => (
+            state.failures,
+            poll_feed_inner(ctx, feed, &state, &mut report).await,
+        ),
+        Err(e) => (0, Err(FeedFailure::Store(e))),
+    };
+    match result {
+        Ok(()) => {
+            if failing > 0 {
+                info!(failures = failing, "feed recovered");
+            }
+        }
         Err(e) => {
-            warn!(error = %e, "feed failed");
+            report.gone = matches!(e, FeedFailure::Fetch(crate::fetch::FetchError::Status(410)));
+            if report.gone {
+                // Loud every time, but the daemon polls a gone feed once a day.
+                warn!(error = %e, failures = failing + 1, "feed is gone (HTTP 410): remove it from the config; still retried daily");
+            } else if failing == 0 {
+                warn!(error = %e, "feed failed; until it recovers, further failures are logged at debug level");
+            } else {
+                debug!(error = %e, failures = failing + 1, "feed still failing");
+            }
             report.error = Some(e.to_string());
             if let Err(e) = ctx
                 .store
@@ -198,15 +248,50 @@ enum FeedFailure {
 async fn poll_feed_inner(
     ctx: &Context,
     feed: &Feed,
+    state: &FeedState,
     report: &mut FeedReport,
 ) -> Result<(), FeedFailure> {
-    let state = ctx.store.feed_state(&feed.name)?;
+    // A permanent redirect seen earlier holds while the config still names
+    // the URL it was seen for; from here on `feed` is where the feed lives.
+    let configured = &feed.url;
+    let moved_feed: Feed;
+    let feed = match ctx.store.feed_moved(&feed.name)? {
+        Some(m) if m.from == configured.as_str() => match Url::parse(&m.to) {
+            Ok(to) => {
+                moved_feed = Feed {
+                    url: to,
+                    ..feed.clone()
+                };
+                &moved_feed
+            }
+            Err(_) => feed,
+        },
+        Some(m) => {
+            info!(moved_to = %m.to, "feed URL changed in the config: the stored redirect no longer applies");
+            ctx.store.set_feed_moved(&feed.name, None)?;
+            feed
+        }
+        None => feed,
+    };
     let local = feed.url.scheme() == "file";
-    let body = match ctx
+    let fetched = ctx
         .fetcher
-        .get(&feed.url, Kind::Feed, Some(&state.validators), local)
-        .await?
-    {
+        .get_feed(&feed.url, Some(&state.validators), local)
+        .await?;
+    if let Some(to) = fetched.moved_to.filter(|to| *to != feed.url) {
+        if to == *configured {
+            info!(to = %to, "feed moved back to its configured URL");
+            ctx.store.set_feed_moved(&feed.name, None)?;
+        } else {
+            info!(from = %feed.url, to = %to, "feed moved permanently (301/308): polling the new URL from now on; put it in the config to make that explicit");
+            let m = FeedMove {
+                from: configured.to_string(),
+                to: to.to_string(),
+            };
+            ctx.store.set_feed_moved(&feed.name, Some(&m))?;
+        }
+    }
+    let body = match fetched.fetched {
         Fetched::NotModified => {
             debug!("not modified");
             report.not_modified = true;
@@ -261,30 +346,63 @@ async fn poll_feed_inner(
 
     let mut pages = Vec::new();
     let mut fetches = Vec::new();
+    let now = Utc::now();
     for cand in candidates {
         if let Some(story) = ctx.store.story_by_key(cand.url_key)? {
             record_duplicate(ctx, feed, &cand, story.id, &story.stem, "url", None, report).await;
             continue;
         }
-        fetches.push(cand);
+        // Pages that failed before: given up ones are skipped for good (they
+        // were reported then), the others wait out their backoff.
+        let failed_before = match ctx.store.page_failure(cand.url_key)? {
+            Some(pf) if pf.given_up => {
+                debug!(url = %cand.link, attempts = pf.attempts, "page was given up earlier; skipped");
+                continue;
+            }
+            Some(pf) => {
+                let wait = crate::schedule::page_retry_after(
+                    ctx.config.schedule.error_backoff,
+                    ctx.config.schedule.max_backoff,
+                    pf.attempts,
+                );
+                let due = pf.last_at + crate::schedule::to_chrono(wait);
+                if due > now {
+                    debug!(url = %cand.link, attempts = pf.attempts, %due, "page backing off after failures");
+                    report.deferred += 1;
+                    continue;
+                }
+                true
+            }
+            None => false,
+        };
+        fetches.push((cand, failed_before));
     }
     let per_feed = ctx.config.fetch.per_host.max(2) * 2;
-    let mut results = stream::iter(fetches.into_iter().map(|cand| {
+    let mut results = stream::iter(fetches.into_iter().map(|(cand, failed_before)| {
         let span = info_span!("page", url = %cand.link);
         async move {
             let r = fetch_and_extract(ctx, feed, &cand).await;
-            (cand, r)
+            (cand, failed_before, r)
         }
         .instrument(span)
     }))
     .buffered(per_feed);
-    while let Some((cand, r)) = results.next().await {
+    while let Some((cand, failed_before, r)) = results.next().await {
         match r {
-            Ok(article) => pages.push(Extracted { cand, article }),
-            Err(e) => {
-                warn!(url = %cand.link, error = %e, "page failed");
-                item_failed(report, cand.link.as_str(), &e);
+            Ok(article) => {
+                if failed_before {
+                    if let Err(e) = ctx.store.page_ok(cand.url_key) {
+                        warn!(url = %cand.link, error = %e, "cannot clear the page's failures");
+                    }
+                }
+                let sig = Signature::of(&article.body());
+                pages.push(Extracted { cand, article, sig })
             }
+            Err(PageError::Paused(e)) => {
+                debug!(url = %cand.link, error = %e, "page deferred: its host asked for a pause");
+                report.deferred += 1;
+            }
+            Err(PageError::Failed(e)) => page_failed(ctx, feed, &cand, &e, report),
         }
     }
     drop(results);
@@ -294,23 +412,101 @@ async fn poll_feed_inner(
         store_story(ctx, feed, page, report).await;
     }
 
-    // Validators only when every item is done; otherwise the next pass must
-    // see the items again.
-    let validators = if report.failed == 0 {
+    // Validators only when every item is done (written, a duplicate, or
+    // given up); otherwise the next pass must see the items again.
+    let validators = if report.failed == 0 && report.deferred == 0 {
         body.validators
     } else {
         Validators::default()
     };
     ctx.store
         .feed_ok(&feed.name, Some(&validators), report.new as u64, Utc::now())?;
-    info!(
-        new = report.new,
-        duplicates = report.duplicates,
-        near = report.near_duplicates,
-        failed = report.failed,
-        "feed done"
-    );
+    if report.new + report.failed + report.given_up > 0 {
+        info!(
+            new = report.new,
+            duplicates = report.duplicates,
+            near = report.near_duplicates,
+            failed = report.failed,
+            given_up = report.given_up,
+            "feed done"
+        );
+    } else {
+        debug!(
+            duplicates = report.duplicates,
+            near = report.near_duplicates,
+            deferred = report.deferred,
+            "feed done, nothing new"
+        );
+    }
     Ok(())
+}
+
+/// Why a page gave no article.
+#[derive(Debug, thiserror::Error)]
+enum PageError {
+    /// Its host asked for a pause (Retry-After): not the page's fault, so
+    /// no attempt is counted.
+    #[error("{0}")]
+    Paused(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Counts a failed attempt at a page; at `[fetch] page_attempts` it is
+/// given up: a warning, a line in the summary, a mark in the store.
+fn page_failed(ctx: &Context, feed: &Feed, cand: &Candidate, why: &str, report: &mut FeedReport) {
+    let attempts = match ctx.store.page_failed(
+        cand.url_key,
+        &feed.name,
+        cand.link.as_str(),
+        why,
+        Utc::now(),
+    ) {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(url = %cand.link, error = %e, "cannot record the page failure");
+            1
+        }
+    };
+    let max = ctx.config.fetch.page_attempts.max(1);
+    if attempts >= max {
+        match ctx.store.give_up_page(cand.url_key) {
+            Ok(()) => {
+                warn!(url = %cand.link, error = %why, attempts, "page given up after {attempts} tries; it is no longer fetched");
+                report.given_up += 1;
+                if report.item_errors.len() < 20 {
+                    report.item_errors.push(format!(
+                        "{}: given up after {attempts} tries: {why}",
+                        cand.link
+                    ));
+                }
+            }
+            Err(e) => {
+                warn!(url = %cand.link, error = %e, "cannot record the page as given up");
+                item_failed(report, cand.link.as_str(), why);
+            }
+        }
+    } else {
+        if attempts == 1 {
+            warn!(url = %cand.link, error = %why, "page failed; retried at later polls, up to {max} tries");
+        } else {
+            debug!(url = %cand.link, error = %why, attempts, "page failed again");
+        }
+        item_failed(report, cand.link.as_str(), why);
+    }
+}
+
+/// A story's files could not be written or its `.json` updated. A full or
+/// read-only disk fails every item of a feed alike, so one warning per feed
+/// (the summary still lists each item).
+fn write_failed(report: &mut FeedReport, url: &Url, why: &str) {
+    if report.write_errors == 0 {
+        warn!(url = %url, error = %why, "cannot write story files; retried next pass (further write errors of this feed at debug level)");
+    } else {
+        debug!(url = %url, error = %why, "cannot write story files");
+    }
+    report.write_errors += 1;
+    item_failed(report, url.as_str(), why);
 }
 
 fn item_failed(report: &mut FeedReport, what: &str, why: &str) {
@@ -324,7 +520,7 @@ async fn fetch_and_extract(
     ctx: &Context,
     feed: &Feed,
     cand: &Candidate,
-) -> Result<Article, String> {
+) -> Result<Article, PageError> {
     // file: pages only from a file: feed, private addresses only from a
     // private feed: the fetcher decides from the feed the link came from.
     let body = match ctx
@@ -333,20 +529,33 @@ async fn fetch_and_extract(
         .await
     {
         Ok(Fetched::Body(b)) => b,
-        Ok(Fetched::NotModified) => return Err("unexpected 304".into()),
-        Err(e) => return Err(e.to_string()),
+        Ok(Fetched::NotModified) => return Err(PageError::Failed("unexpected 304".into())),
+        // The host asked for a pause, now or with this very answer.
+        Err(e @ crate::fetch::FetchError::HostPaused { .. }) => {
+            return Err(PageError::Paused(e.to_string()))
+        }
+        Err(e @ crate::fetch::FetchError::Status(429 | 503))
+            if ctx.fetcher.paused_until(&cand.link).is_some() =>
+        {
+            return Err(PageError::Paused(e.to_string()))
+        }
+        Err(e) => return Err(PageError::Failed(e.to_string())),
     };
     let base = body.final_url;
     let ct = body.content_type;
     let bytes = body.bytes;
+    let sites = ctx.sites.clone();
     let article = tokio::task::spawn_blocking(move || {
         let html = charset::decode(&bytes, ct.as_deref());
-        extract::extract(&html, Some(&base))
+        let rules = base.host_str().and_then(|h| sites.for_host(h));
+        extract::extract_with(&html, Some(&base), rules)
     })
     .await
-    .map_err(|e| format!("extractor crashed: {e}"))?;
+    .map_err(|e| PageError::Failed(format!("extractor crashed: {e}")))?;
     if article.blocks.is_empty() {
-        return Err("no article text found on the page".into());
+        return Err(PageError::Failed(
+            "no article text found on the page".into(),
+        ));
     }
     Ok(article)
 }
@@ -419,10 +628,7 @@ fn learned_boilerplate(ctx: &Context, pages: &mut [Extracted]) -> Result<(), Sto
     }
     let keys: Vec<Vec<u64>> = pages.iter().map(|p| block_keys(&p.article)).collect();
     // Copies of one story in the batch are one piece of evidence, not several.
-    let sigs: Vec<Option<Signature>> = pages
-        .iter()
-        .map(|p| Signature::of(&p.article.body()))
-        .collect();
+    let sigs: Vec<Option<Signature>> = pages.iter().map(|p| p.sig.clone()).collect();
     let mut group: Vec<usize> = (0..pages.len()).collect();
     for i in 0..pages.len() {
         for j in 0..i {
@@ -474,6 +680,9 @@ fn learned_boilerplate(ctx: &Context, pages: &mut [Extracted]) -> Result<(), Sto
             let before = page.article.blocks.len();
             page.article
                 .drop_blocks(|b| boiler.contains(&block_key(&b.text)));
+            if page.article.blocks.len() != before {
+                page.sig = Signature::of(&page.article.body());
+            }
             debug!(url = %page.cand.link, dropped = before - page.article.blocks.len(), "learned boilerplate");
         }
     }
@@ -517,8 +726,7 @@ async fn record_duplicate(
             debug!(url = %cand.link, original = stem, matched_by, "duplicate");
         }
         Err(e) => {
-            warn!(url = %cand.link, error = %e, "cannot record duplicate");
-            item_failed(report, cand.link.as_str(), &e);
+            write_failed(report, &cand.link, &format!("cannot record duplicate: {e}"));
         }
     }
 }
@@ -539,7 +747,7 @@ enum Decision {
 }
 
 async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut FeedReport) {
-    let Extracted { cand, article } = page;
+    let Extracted { cand, article, sig } = page;
     let now = Utc::now();
     let title = if cand.item.title.is_empty() {
         article
@@ -560,7 +768,6 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
         .map(dedupe::canonical_url);
     let page_key = page_canonical.as_ref().map(dedupe::url_key);
     let body = article.body();
-    let sig = Signature::of(&body);
     let date: DateTime<Utc> = cand
         .item
         .published
@@ -683,11 +890,10 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
                     debug!(url = %cand.link, path = %stem_str, "written");
                 }
                 Err(e) => {
-                    warn!(url = %cand.link, error = %e, "write failed; will retry next pass");
                     output::remove_story(&ctx.config.output_dir, &stem);
                     let _ = ctx.store.remove_story(story);
                     let _ = ctx.store.end_write(&stem_str);
-                    item_failed(report, cand.link.as_str(), &e);
+                    write_failed(report, &cand.link, &e);
                 }
             }
         }

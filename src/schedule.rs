@@ -20,7 +20,11 @@
 //!   `± jitter` so feeds configured alike drift apart instead of polling in
 //!   lockstep;
 //! - after `n` failures in a row: `min(error_backoff * 2^(n-1), max_backoff)`,
-//!   jittered the same way.
+//!   jittered the same way; a feed that answered 410 Gone is polled once a
+//!   day ([`GONE_RETRY`]): sites come back, and the user decides to drop it;
+//! - a page that failed `n` times is tried again at the next poll after the
+//!   first failure, then after `min(error_backoff * 2^(n-2), max_backoff)`
+//!   ([`page_retry_after`]), until `[fetch] page_attempts` gives it up.
 
 use std::time::Duration;
 
@@ -38,6 +42,8 @@ pub const MAX_STEP: f64 = 2.0;
 pub const RATE_HALF_LIFE_HOURS: f64 = 72.0;
 /// A server cannot ask us to wait longer than this via `Retry-After`.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// How often a feed that answered 410 Gone is still polled.
+pub const GONE_RETRY: Duration = Duration::from_secs(24 * 3600);
 
 /// The schedule knobs of one feed: `[schedule]` with the feed's own keys applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +123,8 @@ pub enum Outcome {
     NotModified,
     /// The poll failed; `failures` in a row, this one included.
     Failed { failures: u32 },
+    /// The feed answered 410 Gone: retried daily, never dropped.
+    Gone,
     /// The feed's host asked us (429/503 + Retry-After) to come back later.
     HostPaused { until: DateTime<Utc> },
 }
@@ -153,6 +161,9 @@ pub fn after_poll(
         Outcome::Failed { failures } => {
             next.next_poll =
                 Some(now + to_chrono(jittered(backoff(policy, *failures), policy.jitter, rand)));
+        }
+        Outcome::Gone => {
+            next.next_poll = Some(now + to_chrono(jittered(GONE_RETRY, policy.jitter, rand)));
         }
         Outcome::HostPaused { until } => {
             // Not the feed's fault: no backoff, just wait out the host.
@@ -221,6 +232,21 @@ pub fn backoff(policy: &Policy, failures: u32) -> Duration {
         .checked_mul(1u32 << exp)
         .unwrap_or(policy.max_backoff);
     d.min(policy.max_backoff).max(Duration::from_secs(1))
+}
+
+/// How long after its `attempts`-th failure a page may be fetched again:
+/// at once (the next poll of its feed) after the first failure, since most
+/// failures are passing; then `error_backoff` doubling per further failure,
+/// at most `max_backoff`.
+pub fn page_retry_after(error_backoff: Duration, max_backoff: Duration, attempts: u32) -> Duration {
+    if attempts <= 1 {
+        return Duration::ZERO;
+    }
+    let exp = (attempts - 2).min(30);
+    error_backoff
+        .checked_mul(1u32 << exp)
+        .unwrap_or(max_backoff)
+        .min(max_backoff)
 }
 
 /// `d` moved by up to `± fraction`, `rand` choosing where.
@@ -567,6 +593,33 @@ mod tests {
         let a = after_poll(&p, &s, &Outcome::Failed { failures: 3 }, t0(), 0.0).next_poll;
         let b = after_poll(&p, &s, &Outcome::Failed { failures: 3 }, t0(), 0.99).next_poll;
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn gone_feeds_are_polled_daily() {
+        let p = policy();
+        let prev = FeedSchedule {
+            interval: Some(Duration::from_secs(300)),
+            ..FeedSchedule::default()
+        };
+        let n = after_poll(&p, &prev, &Outcome::Gone, t0(), 0.5);
+        assert_eq!(secs(n.next_poll.unwrap() - t0()), 24 * 3600);
+        assert_eq!(n.interval, prev.interval, "the base interval is kept");
+        let early = after_poll(&p, &FeedSchedule::default(), &Outcome::Gone, t0(), 0.0);
+        assert!(secs(early.next_poll.unwrap() - t0()) >= (24.0 * 3600.0 * 0.9) as i64);
+    }
+
+    #[test]
+    fn page_retries_back_off_from_the_second_failure() {
+        let m = |n| {
+            page_retry_after(Duration::from_secs(300), Duration::from_secs(86_400), n).as_secs()
+                / 60
+        };
+        let waits: Vec<u64> = [0, 1, 2, 3, 4, 5, 10, 11, 40, u32::MAX]
+            .into_iter()
+            .map(m)
+            .collect();
+        assert_eq!(waits, vec![0, 0, 5, 10, 20, 40, 1280, 1440, 1440, 1440]);
     }
 
     #[test]

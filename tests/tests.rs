@@ -6,8 +6,12 @@
 mod common;
 
 mod cli_check;
+mod crash;
 mod daemon;
 mod demo;
 mod extract_cli;
 mod fetch_pass;
+mod firstrun;
 mod hostile;
+mod operating;
+mod politeness;

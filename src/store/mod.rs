@@ -129,4 +129,45 @@ pub trait StateStore: Send + Sync {
     /// Clears a pending write without learning anything (undo paths).
     fn end_write(&self, stem: &str) -> Result<(), StoreError>;
     fn pending_writes(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Where a feed moved (permanent redirect), if it did.
+    fn feed_moved(&self, feed: &str) -> Result<Option<FeedMove>, StoreError>;
+    /// Records (or, with `None`, forgets) a feed's permanent redirect.
+    fn set_feed_moved(&self, feed: &str, moved: Option<&FeedMove>) -> Result<(), StoreError>;
+    /// The failed attempts at a page (by canonical URL key), if any.
+    fn page_failure(&self, key: u64) -> Result<Option<PageFailure>, StoreError>;
+    /// Counts a failed attempt at a page; returns the attempts so far.
+    fn page_failed(
+        &self,
+        key: u64,
+        feed: &str,
+        url: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StoreError>;
+    /// Marks a page given up: it is no longer fetched or waited for.
+    fn give_up_page(&self, key: u64) -> Result<(), StoreError>;
+    /// Forgets a page's failures (it finally worked).
+    fn page_ok(&self, key: u64) -> Result<(), StoreError>;
+    /// Every page given up, by feed.
+    fn given_up_pages(&self) -> Result<Vec<PageFailure>, StoreError>;
+}
+
+/// A feed's permanent redirect. It holds while the config still names
+/// `from`: a URL edited in the config wins over a stored move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedMove {
+    pub from: String,
+    pub to: String,
+}
+
+/// A page that failed: how often, the last error, and whether gleaner gave up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageFailure {
+    pub feed: String,
+    pub url: String,
+    pub attempts: u32,
+    pub last_error: String,
+    pub last_at: DateTime<Utc>,
+    pub given_up: bool,
 }

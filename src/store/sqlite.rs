@@ -15,27 +15,46 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{FeedState, NewStory, StateStore, StoreError, StoryRef};
+use super::{FeedMove, FeedState, NewStory, PageFailure, StateStore, StoreError, StoryRef};
 use crate::dedupe::Signature;
 use crate::fetch::Validators;
 use crate::schedule::FeedSchedule;
 
 /// Version 1 is `SCHEMA`; each later version is one entry of `MIGRATIONS`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// `(version, SQL)`: run in order, each in the transaction that also sets
 /// `user_version`, for every version above the database's. Append only:
 /// a store written by an older gleaner must upgrade in place.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    2,
-    // The daemon's per-feed schedule (see `schedule::FeedSchedule`).
-    "ALTER TABLE feeds ADD COLUMN next_poll INTEGER;
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        2,
+        // The daemon's per-feed schedule (see `schedule::FeedSchedule`).
+        "ALTER TABLE feeds ADD COLUMN next_poll INTEGER;
      ALTER TABLE feeds ADD COLUMN last_poll INTEGER;
      ALTER TABLE feeds ADD COLUMN interval_secs INTEGER;
      ALTER TABLE feeds ADD COLUMN hint_secs INTEGER;
      ALTER TABLE feeds ADD COLUMN rate_items REAL NOT NULL DEFAULT 0;
      ALTER TABLE feeds ADD COLUMN rate_hours REAL NOT NULL DEFAULT 0;",
-)];
+    ),
+    (
+        3,
+        // A feed's permanent redirect (the configured URL it applies to,
+        // and where it moved), and pages that keep failing: attempts so
+        // far, and whether they were given up.
+        "ALTER TABLE feeds ADD COLUMN moved_from TEXT;
+     ALTER TABLE feeds ADD COLUMN moved_to TEXT;
+     CREATE TABLE IF NOT EXISTS page_failures (
+         key INTEGER PRIMARY KEY,
+         feed TEXT NOT NULL,
+         url TEXT NOT NULL,
+         attempts INTEGER NOT NULL,
+         last_error TEXT NOT NULL,
+         last_at INTEGER NOT NULL,
+         given_up INTEGER NOT NULL DEFAULT 0
+     );",
+    ),
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS feeds (
@@ -234,6 +253,17 @@ impl SqliteStore {
 fn secs(d: Option<i64>) -> Option<Duration> {
     d.and_then(|s| u64::try_from(s).ok())
         .map(Duration::from_secs)
+}
+
+fn page_failure_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PageFailure> {
+    Ok(PageFailure {
+        feed: r.get(0)?,
+        url: r.get(1)?,
+        attempts: r.get(2)?,
+        last_error: r.get(3)?,
+        last_at: ts(r.get(4)?).unwrap_or_default(),
+        given_up: r.get(5)?,
+    })
 }
 
 fn feed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedState> {
@@ -547,6 +577,99 @@ impl StateStore for SqliteStore {
             rows.collect()
         })
     }
+
+    fn feed_moved(&self, feed: &str) -> Result<Option<FeedMove>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT moved_from, moved_to FROM feeds
+                 WHERE name = ?1 AND moved_from IS NOT NULL AND moved_to IS NOT NULL",
+            )?
+            .query_row([feed], |r| {
+                Ok(FeedMove {
+                    from: r.get(0)?,
+                    to: r.get(1)?,
+                })
+            })
+            .optional()
+        })
+    }
+
+    fn set_feed_moved(&self, feed: &str, moved: Option<&FeedMove>) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT INTO feeds (name, moved_from, moved_to) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET moved_from = excluded.moved_from,
+                   moved_to = excluded.moved_to",
+            )?
+            .execute(params![
+                feed,
+                moved.map(|m| m.from.as_str()),
+                moved.map(|m| m.to.as_str())
+            ])
+            .map(|_| ())
+        })
+    }
+
+    fn page_failure(&self, key: u64) -> Result<Option<PageFailure>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT feed, url, attempts, last_error, last_at, given_up
+                 FROM page_failures WHERE key = ?1",
+            )?
+            .query_row([k(key)], page_failure_row)
+            .optional()
+        })
+    }
+
+    fn page_failed(
+        &self,
+        key: u64,
+        feed: &str,
+        url: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT INTO page_failures (key, feed, url, attempts, last_error, last_at)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5)
+                 ON CONFLICT(key) DO UPDATE SET attempts = attempts + 1,
+                   feed = excluded.feed, url = excluded.url,
+                   last_error = excluded.last_error, last_at = excluded.last_at
+                 RETURNING attempts",
+            )?
+            .query_row(params![k(key), feed, url, error, now.timestamp()], |r| {
+                r.get(0)
+            })
+        })
+    }
+
+    fn give_up_page(&self, key: u64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached("UPDATE page_failures SET given_up = 1 WHERE key = ?1")?
+                .execute([k(key)])
+                .map(|_| ())
+        })
+    }
+
+    fn page_ok(&self, key: u64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached("DELETE FROM page_failures WHERE key = ?1")?
+                .execute([k(key)])
+                .map(|_| ())
+        })
+    }
+
+    fn given_up_pages(&self) -> Result<Vec<PageFailure>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT feed, url, attempts, last_error, last_at, given_up
+                 FROM page_failures WHERE given_up = 1 ORDER BY feed, last_at",
+            )?;
+            let rows = st.query_map([], page_failure_row)?;
+            rows.collect()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -691,5 +814,339 @@ mod tests {
         s.finish_story("a/y", &[7], &[1], Utc::now()).unwrap();
         assert_eq!(s.block_counts(7, &[1, 2, 3]).unwrap(), (2, vec![2, 1, 0]));
         assert_eq!(s.block_counts(8, &[1]).unwrap(), (0, vec![0]));
+    }
+
+    #[test]
+    fn feed_moves_and_page_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let now = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        assert_eq!(s.feed_moved("a").unwrap(), None);
+        s.feed_ok("a", None, 2, now).unwrap();
+        let m = FeedMove {
+            from: "http://old/".into(),
+            to: "http://new/".into(),
+        };
+        s.set_feed_moved("a", Some(&m)).unwrap();
+        s.set_feed_moved("b", Some(&m)).unwrap();
+        assert_eq!(s.feed_moved("a").unwrap(), Some(m.clone()));
+        assert_eq!(s.feed_state("a").unwrap().items, 2, "feed row kept");
+        s.set_feed_moved("a", None).unwrap();
+        assert_eq!(s.feed_moved("a").unwrap(), None);
+        assert_eq!(s.feed_moved("b").unwrap(), Some(m));
+
+        assert_eq!(s.page_failure(9).unwrap(), None);
+        assert_eq!(s.page_failed(9, "a", "http://p/", "500", now).unwrap(), 1);
+        assert_eq!(
+            s.page_failed(9, "a", "http://p/", "timeout", now).unwrap(),
+            2
+        );
+        let pf = s.page_failure(9).unwrap().unwrap();
+        assert_eq!(
+            (pf.attempts, pf.given_up, pf.last_error.as_str()),
+            (2, false, "timeout")
+        );
+        assert_eq!(pf.last_at, now);
+        s.give_up_page(9).unwrap();
+        s.page_failed(10, "a", "http://q/", "404", now).unwrap();
+        let gone = s.given_up_pages().unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(
+            (gone[0].url.as_str(), gone[0].given_up),
+            ("http://p/", true)
+        );
+        s.page_ok(10).unwrap();
+        assert_eq!(s.page_failure(10).unwrap(), None);
+    }
+
+    #[test]
+    fn migrates_a_version_2_store() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("state.sqlite")).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute_batch(MIGRATIONS[0].1).unwrap();
+            c.execute(
+                "INSERT INTO feeds (name, items, next_poll) VALUES ('old', 4, 99)",
+                [],
+            )
+            .unwrap();
+            c.pragma_update(None, "user_version", 2).unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(s.feed_state("old").unwrap().items, 4);
+        assert_eq!(s.feed_moved("old").unwrap(), None);
+        assert_eq!(
+            s.page_failed(1, "old", "http://p/", "x", Utc::now())
+                .unwrap(),
+            1
+        );
+    }
+}
+
+/// The store against an in-memory model: random sequences of operations
+/// (with reopens, as after a restart) must agree with plain maps.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashMap};
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        AddStory {
+            stem: u8,
+            keys: Vec<u8>,
+        },
+        StoryByKey(u8),
+        /// `story` picks one of the stories alive (the pipeline only adds
+        /// keys to a story it just found).
+        AddKeys {
+            story: usize,
+            keys: Vec<u8>,
+        },
+        RemoveStory(usize),
+        FeedOk {
+            feed: u8,
+            validators: Option<(Option<u8>, Option<u8>)>,
+            new_items: u16,
+            at: u32,
+        },
+        FeedFailed {
+            feed: u8,
+            error: u8,
+            at: u32,
+        },
+        FeedState(u8),
+        FinishStory {
+            stem: u8,
+            sites: Vec<u8>,
+            blocks: Vec<u8>,
+        },
+        EndWrite(u8),
+        BlockCounts {
+            site: u8,
+            blocks: Vec<u8>,
+        },
+        PendingWrites,
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let small = || prop::collection::vec(0u8..12, 0..4);
+        prop_oneof![
+            4 => (0u8..8, small()).prop_map(|(stem, keys)| Op::AddStory { stem, keys }),
+            3 => (0u8..12).prop_map(Op::StoryByKey),
+            2 => (any::<usize>(), small()).prop_map(|(story, keys)| Op::AddKeys { story, keys }),
+            1 => any::<usize>().prop_map(Op::RemoveStory),
+            2 => (0u8..3, proptest::option::of((proptest::option::of(0u8..3), proptest::option::of(0u8..3))), 0u16..50, any::<u32>())
+                .prop_map(|(feed, validators, new_items, at)| Op::FeedOk { feed, validators, new_items, at }),
+            2 => (0u8..3, 0u8..3, any::<u32>()).prop_map(|(feed, error, at)| Op::FeedFailed { feed, error, at }),
+            1 => (0u8..3).prop_map(Op::FeedState),
+            2 => (0u8..8, prop::collection::vec(0u8..3, 0..3), small())
+                .prop_map(|(stem, sites, blocks)| Op::FinishStory { stem, sites, blocks }),
+            1 => (0u8..8).prop_map(Op::EndWrite),
+            1 => (0u8..3, small()).prop_map(|(site, blocks)| Op::BlockCounts { site, blocks }),
+            1 => Just(Op::PendingWrites),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    /// Spread over the u64 range: SQL stores keys as signed integers.
+    fn key(k: u8) -> u64 {
+        match k {
+            0 => 0,
+            1 => u64::MAX,
+            2 => 1 << 63,
+            k => u64::from(k).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        }
+    }
+
+    fn stem(s: u8) -> String {
+        format!("feed/2026/11/0{}/story-{s}-00000000000{s}", s % 3 + 1)
+    }
+
+    fn time(at: u32) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + i64::from(at), 0).unwrap()
+    }
+
+    #[derive(Default)]
+    struct Model {
+        stories: BTreeMap<i64, String>,
+        keys: HashMap<u64, i64>,
+        pending: BTreeMap<String, u64>,
+        feeds: BTreeMap<String, FeedState>,
+        sites: HashMap<u64, u32>,
+        blocks: HashMap<(u64, u64), u32>,
+    }
+
+    impl Model {
+        fn story_by_key(&self, k: u64) -> Option<StoryRef> {
+            self.keys.get(&k).map(|id| StoryRef {
+                id: *id,
+                stem: self.stories[id].clone(),
+            })
+        }
+
+        fn nth_story(&self, n: usize) -> Option<i64> {
+            (!self.stories.is_empty())
+                .then(|| *self.stories.keys().nth(n % self.stories.len()).unwrap())
+        }
+    }
+
+    fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        let mut m = Model::default();
+        for op in ops {
+            match op {
+                Op::AddStory { stem: st, keys } => {
+                    let keys: Vec<u64> = keys.iter().map(|k| key(*k)).collect();
+                    let stem = stem(*st);
+                    let id = s
+                        .add_story(&NewStory {
+                            stem: &stem,
+                            feed: "feed",
+                            created: time(0),
+                            keys: &keys,
+                            signature: None,
+                        })
+                        .unwrap();
+                    prop_assert!(!m.stories.contains_key(&id), "id {id} reused while alive");
+                    m.stories.insert(id, stem.clone());
+                    if let Some(first) = keys.first() {
+                        m.pending.insert(stem, *first);
+                    }
+                    for k in keys {
+                        m.keys.entry(k).or_insert(id);
+                    }
+                }
+                Op::StoryByKey(k) => {
+                    prop_assert_eq!(s.story_by_key(key(*k)).unwrap(), m.story_by_key(key(*k)));
+                }
+                Op::AddKeys { story, keys } => {
+                    if let Some(id) = m.nth_story(*story) {
+                        let keys: Vec<u64> = keys.iter().map(|k| key(*k)).collect();
+                        s.add_keys(id, &keys).unwrap();
+                        for k in keys {
+                            m.keys.entry(k).or_insert(id);
+                        }
+                    }
+                }
+                Op::RemoveStory(story) => {
+                    if let Some(id) = m.nth_story(*story) {
+                        s.remove_story(id).unwrap();
+                        m.stories.remove(&id);
+                        m.keys.retain(|_, v| *v != id);
+                    }
+                }
+                Op::FeedOk {
+                    feed,
+                    validators,
+                    new_items,
+                    at,
+                } => {
+                    let name = format!("f{feed}");
+                    let v = validators.map(|(e, l)| Validators {
+                        etag: e.map(|e| format!("\"e{e}\"")),
+                        last_modified: l.map(|l| format!("Tue, 0{l} Nov 2026 10:00:00 GMT")),
+                    });
+                    s.feed_ok(&name, v.as_ref(), u64::from(*new_items), time(*at))
+                        .unwrap();
+                    let f = m.feeds.entry(name).or_default();
+                    if let Some(v) = v {
+                        f.validators = v;
+                    }
+                    f.last_success = Some(time(*at));
+                    f.failures = 0;
+                    f.items += u64::from(*new_items);
+                }
+                Op::FeedFailed { feed, error, at } => {
+                    let name = format!("f{feed}");
+                    let e = format!("error {error}");
+                    s.feed_failed(&name, &e, time(*at)).unwrap();
+                    let f = m.feeds.entry(name).or_default();
+                    f.last_error = Some(e);
+                    f.last_error_at = Some(time(*at));
+                    f.failures += 1;
+                }
+                Op::FeedState(feed) => {
+                    let name = format!("f{feed}");
+                    prop_assert_eq!(
+                        s.feed_state(&name).unwrap(),
+                        m.feeds.get(&name).cloned().unwrap_or_default()
+                    );
+                }
+                Op::FinishStory {
+                    stem: st,
+                    sites,
+                    blocks,
+                } => {
+                    let sites: Vec<u64> = sites.iter().map(|k| key(*k)).collect();
+                    let blocks: Vec<u64> = blocks.iter().map(|k| key(*k)).collect();
+                    s.finish_story(&stem(*st), &sites, &blocks, time(0))
+                        .unwrap();
+                    m.pending.remove(&stem(*st));
+                    for site in &sites {
+                        *m.sites.entry(*site).or_default() += 1;
+                        for b in &blocks {
+                            *m.blocks.entry((*site, *b)).or_default() += 1;
+                        }
+                    }
+                }
+                Op::EndWrite(st) => {
+                    s.end_write(&stem(*st)).unwrap();
+                    m.pending.remove(&stem(*st));
+                }
+                Op::BlockCounts { site, blocks } => {
+                    let site = key(*site);
+                    let blocks: Vec<u64> = blocks.iter().map(|k| key(*k)).collect();
+                    let stories = m.sites.get(&site).copied().unwrap_or(0);
+                    let counts = blocks
+                        .iter()
+                        .map(|b| {
+                            if stories == 0 {
+                                0
+                            } else {
+                                m.blocks.get(&(site, *b)).copied().unwrap_or(0)
+                            }
+                        })
+                        .collect::<Vec<u32>>();
+                    prop_assert_eq!(s.block_counts(site, &blocks).unwrap(), (stories, counts));
+                }
+                Op::PendingWrites => {
+                    let want: Vec<(String, u64)> =
+                        m.pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                    prop_assert_eq!(s.pending_writes().unwrap(), want);
+                }
+                Op::Reopen => {
+                    drop(s);
+                    s = SqliteStore::open(dir.path()).unwrap();
+                }
+            }
+        }
+        // Everything at the end, after one more reopen.
+        drop(s);
+        let s = SqliteStore::open(dir.path()).unwrap();
+        for k in 0..12 {
+            prop_assert_eq!(s.story_by_key(key(k)).unwrap(), m.story_by_key(key(k)));
+        }
+        let want: Vec<(String, u64)> = m.pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        prop_assert_eq!(s.pending_writes().unwrap(), want);
+        let feeds: Vec<(String, FeedState)> = m
+            .feeds
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(s.all_feeds().unwrap(), feeds);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn store_agrees_with_a_model(ops in prop::collection::vec(op(), 1..60)) {
+            run(&ops)?;
+        }
     }
 }

@@ -1,0 +1,398 @@
+//! First run: `gleaner init`, the errors a newcomer meets first (each must
+//! say what to do next), help with examples, completions and man pages.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use crate::common::*;
+
+fn run_cfg(td: &TestDir, cmd: &str, cfg: &Path) -> RunResult {
+    td.run(&[OsStr::new(cmd), OsStr::new("--config"), cfg.as_os_str()])
+}
+
+fn assert_code(run: &RunResult, code: i32, what: &str) {
+    assert_eq!(run.code, Some(code), "{what}\n{run}");
+}
+
+/// Every error a newcomer meets carries at least one `hint:` line.
+fn assert_hint(run: &RunResult, needles: &[&str]) {
+    assert!(run.stderr.contains("hint:"), "no hint on stderr\n{run}");
+    for n in needles {
+        assert!(run.stderr.contains(n), "stderr should mention {n:?}\n{run}");
+    }
+}
+
+// ---- gleaner init -------------------------------------------------------
+
+#[test]
+fn init_writes_a_valid_starter_config_and_its_directories() {
+    let td = TestDir::new();
+    let dir = td.root.join("news");
+    let run = td.run(&[OsStr::new("init"), dir.as_os_str()]);
+    assert_code(&run, 0, "gleaner init DIR");
+    let cfg = dir.join("gleaner.toml");
+    assert!(cfg.is_file(), "{run}");
+    assert!(dir.join("articles").is_dir(), "{run}");
+    assert!(dir.join("state").is_dir(), "{run}");
+    // It says what to do next.
+    for n in [
+        "[[feed]]",
+        "gleaner check --config",
+        "gleaner fetch --config",
+    ] {
+        assert!(run.stdout.contains(n), "stdout should mention {n:?}\n{run}");
+    }
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        text.contains("# [[feed]]"),
+        "a commented feed example\n{text}"
+    );
+    assert!(!text.contains("\n[[feed]]"), "no feed enabled\n{text}");
+    assert!(text.contains("output_dir = \"articles\""), "{text}");
+
+    // It checks clean, and says there are no feeds yet.
+    let check = run_cfg(&td, "check", &cfg);
+    assert_code(&check, 0, "check of the starter config");
+    assert!(
+        check
+            .stdout
+            .contains(&*dir.join("articles").to_string_lossy()),
+        "{check}"
+    );
+    assert!(check.stderr.contains("no [[feed]] tables yet"), "{check}");
+}
+
+#[test]
+fn init_refuses_to_overwrite_an_existing_config() {
+    let td = TestDir::new();
+    let cfg = td.write_config_text("# mine\n");
+    let run = td.run(&[OsStr::new("init"), td.conf_dir.as_os_str()]);
+    assert_code(&run, 2, "init over an existing config");
+    assert!(run.stderr.contains("already exists"), "{run}");
+    assert!(run.stderr.contains("not overwriting"), "{run}");
+    assert_hint(&run, &["gleaner check --config"]);
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "# mine\n");
+    assert!(
+        !td.conf_dir.join("articles").exists(),
+        "a refusal creates nothing"
+    );
+}
+
+#[test]
+fn init_defaults_to_the_current_directory() {
+    let td = TestDir::new();
+    let run = td.run(&["init"]);
+    assert_code(&run, 0, "gleaner init");
+    assert!(td.cwd.join("gleaner.toml").is_file(), "{run}");
+    assert!(td.cwd.join("state").is_dir(), "{run}");
+}
+
+#[test]
+fn init_then_one_feed_then_fetch_writes_the_story() {
+    let td = TestDir::new();
+    let dir = td.root.join("news");
+    assert_code(&td.run(&[OsStr::new("init"), dir.as_os_str()]), 0, "init");
+
+    // A local feed: as a newcomer would point at a saved feed.
+    let page = td.write_file(
+        "news/pages/bridge.html",
+        article_page("Harbour bridge reopens", &paragraphs(0), None),
+    );
+    let link = format!("file://{}", page.display());
+    td.write_file(
+        "news/feeds/local.rss",
+        rss(
+            "Local",
+            "file:///",
+            &[Item::new(
+                "Harbour bridge reopens",
+                &link,
+                utc("2024-03-05T10:00:00Z"),
+            )],
+        ),
+    );
+    let cfg = dir.join("gleaner.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[[feed]]\nname = \"local\"\nurl  = \"feeds/local.rss\"\n");
+    std::fs::write(&cfg, text).unwrap();
+
+    let run = run_cfg(&td, "fetch", &cfg);
+    assert_code(&run, 0, "fetch after init + one feed");
+    let txts: Vec<_> = walk_files(&dir.join("articles"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    assert_eq!(txts.len(), 1, "one story under articles/\n{run}");
+    let story = std::fs::read_to_string(&txts[0]).unwrap();
+    assert!(story.starts_with("Harbour bridge reopens\n"), "{story}");
+}
+
+// ---- missing or unreadable config ----------------------------------------
+
+#[test]
+fn missing_config_suggests_init_and_config_flag() {
+    let td = TestDir::new();
+    let missing = td.root.join("nope/gleaner.toml");
+    for cmd in ["fetch", "check", "run", "status"] {
+        let run = run_cfg(&td, cmd, &missing);
+        assert_code(&run, 2, &format!("{cmd} with a missing config"));
+        assert!(run.stderr.contains(&*missing.to_string_lossy()), "{run}");
+        assert_hint(&run, &["gleaner init", "--config"]);
+    }
+}
+
+#[test]
+fn missing_default_config_names_the_default_and_the_flag() {
+    if Path::new("/etc/gleaner/gleaner.toml").exists() {
+        eprintln!("skipped: /etc/gleaner/gleaner.toml exists on this machine");
+        return;
+    }
+    let td = TestDir::new();
+    let run = td.run(&["check"]);
+    assert_code(
+        &run,
+        2,
+        "check with no --config and no /etc/gleaner/gleaner.toml",
+    );
+    assert_hint(
+        &run,
+        &["/etc/gleaner/gleaner.toml", "--config", "gleaner init"],
+    );
+}
+
+#[test]
+fn config_that_is_a_directory_says_pass_the_file() {
+    let td = TestDir::new();
+    let run = run_cfg(&td, "check", &td.conf_dir);
+    assert_code(&run, 2, "--config DIR");
+    assert_hint(&run, &["gleaner.toml"]);
+}
+
+// ---- unusable state_dir / output_dir --------------------------------------
+
+#[test]
+fn state_dir_that_is_a_file_names_key_file_and_fix() {
+    let td = TestDir::new();
+    td.write_file("conf/state", "not a directory");
+    let cfg = td.write_config(&[("alpha", "http://127.0.0.1:9/feed.xml")]);
+    for cmd in ["fetch", "status"] {
+        let run = run_cfg(&td, cmd, &cfg);
+        assert_code(&run, 2, &format!("{cmd} with state_dir a file"));
+        assert_hint(
+            &run,
+            &[
+                "state_dir",
+                &*cfg.to_string_lossy(),
+                "exists but is not a directory",
+            ],
+        );
+    }
+}
+
+#[test]
+fn state_dir_below_a_file_names_key_file_and_fix() {
+    let td = TestDir::new();
+    td.write_file("conf/blocker", "x");
+    let cfg = td.write_config_text(
+        "output_dir = \"out\"\nstate_dir = \"blocker/state\"\n\n[[feed]]\nname = \"a\"\nurl = \"http://127.0.0.1:9/f.xml\"\n",
+    );
+    let run = run_cfg(&td, "fetch", &cfg);
+    assert_code(&run, 2, "state_dir below a file");
+    assert_hint(&run, &["state_dir", "not a directory", "fix the path"]);
+}
+
+#[test]
+fn output_dir_that_is_a_file_names_key_and_fix() {
+    let td = TestDir::new();
+    td.write_file("conf/out", "x");
+    let cfg = td.write_config(&[("alpha", "http://127.0.0.1:9/feed.xml")]);
+    let run = run_cfg(&td, "fetch", &cfg);
+    assert_code(&run, 2, "output_dir a file");
+    assert_hint(&run, &["output_dir", "exists but is not a directory"]);
+}
+
+// ---- no feeds ------------------------------------------------------------
+
+#[test]
+fn fetch_with_no_feeds_exits_0_and_shows_a_feed_stanza() {
+    let td = TestDir::new();
+    let cfg = td.write_config(&[]);
+    let run = run_cfg(&td, "fetch", &cfg);
+    // A config without feeds is valid (the packaged one has none): not an error.
+    assert_code(&run, 0, "fetch with no feeds");
+    assert!(
+        run.stdout.is_empty(),
+        "no summary table for no feeds\n{run}"
+    );
+    assert_hint(
+        &run,
+        &["no [[feed]] tables yet", "[[feed]]", "url", "gleaner check"],
+    );
+}
+
+// ---- typos in keys and values ----------------------------------------------
+
+fn check_text(text: &str) -> RunResult {
+    let td = TestDir::new();
+    let cfg = td.write_config_text(text);
+    run_cfg(&td, "check", &cfg)
+}
+
+#[test]
+fn typo_in_a_table_key_suggests_the_key() {
+    let run =
+        check_text("output_dir = \"out\"\nstate_dir = \"state\"\n\n[fetch]\nconcurency = 8\n");
+    assert_code(&run, 2, "typo'd key");
+    assert!(
+        run.stderr.contains("gleaner.toml:5:1"),
+        "file:line:col\n{run}"
+    );
+    assert!(run.stderr.contains("did you mean `concurrency`?"), "{run}");
+}
+
+#[test]
+fn typo_in_a_feed_key_suggests_the_key() {
+    let run = check_text(
+        "output_dir = \"out\"\nstate_dir = \"state\"\n\n[[feed]]\nname = \"a\"\nurl = \"http://127.0.0.1:9/f.xml\"\nintervl = \"10m\"\n",
+    );
+    assert_code(&run, 2, "typo'd feed key");
+    assert!(run.stderr.contains("gleaner.toml:7"), "{run}");
+    assert!(run.stderr.contains("did you mean `interval`?"), "{run}");
+}
+
+#[test]
+fn typo_in_a_table_name_suggests_the_table() {
+    let run =
+        check_text("output_dir = \"out\"\nstate_dir = \"state\"\n\n[[feeds]]\nname = \"a\"\n");
+    assert_code(&run, 2, "[[feeds]]");
+    assert!(run.stderr.contains("gleaner.toml:4"), "{run}");
+    assert!(run.stderr.contains("did you mean `feed`?"), "{run}");
+}
+
+#[test]
+fn typo_in_a_value_suggests_the_value() {
+    let run = check_text(
+        "output_dir = \"out\"\nstate_dir = \"state\"\n\n[fetch]\nallow_private = \"alway\"\n",
+    );
+    assert_code(&run, 2, "allow_private = alway");
+    assert!(run.stderr.contains("gleaner.toml:5"), "{run}");
+    assert!(run.stderr.contains("allow_private"), "{run}");
+    assert!(run.stderr.contains("did you mean `always`?"), "{run}");
+}
+
+#[test]
+fn key_above_its_table_says_which_table() {
+    let run = check_text("output_dir = \"out\"\nstate_dir = \"state\"\ntimeout = \"5s\"\n");
+    assert_code(&run, 2, "timeout at top level");
+    assert!(run.stderr.contains("gleaner.toml:3:1"), "{run}");
+    assert!(run.stderr.contains("[fetch]"), "{run}");
+
+    let run = check_text(
+        "output_dir = \"out\"\nstate_dir = \"state\"\nname = \"a\"\nurl = \"http://127.0.0.1:9/f.xml\"\n",
+    );
+    assert_code(&run, 2, "feed keys without [[feed]]");
+    assert!(run.stderr.contains("[[feed]]"), "{run}");
+}
+
+#[test]
+fn unrelated_unknown_key_gets_no_false_suggestion() {
+    let run = check_text("output_dir = \"out\"\nstate_dir = \"state\"\n\n[fetch]\nwibble = 1\n");
+    assert_code(&run, 2, "unknown key");
+    assert!(run.stderr.contains("wibble"), "{run}");
+    assert!(!run.stderr.contains("did you mean"), "{run}");
+}
+
+// ---- help, completions, man pages -------------------------------------------
+
+#[test]
+fn help_has_a_quick_start_and_every_command_has_examples() {
+    let td = TestDir::new();
+    let top = td.run(&["--help"]);
+    assert_code(&top, 0, "--help");
+    assert!(top.stdout.contains("Quick start:"), "{top}");
+    assert!(top.stdout.contains("gleaner init"), "{top}");
+    assert!(!top.stdout.contains("\n  man "), "`man` is hidden\n{top}");
+    for cmd in [
+        "run",
+        "status",
+        "fetch",
+        "extract",
+        "check",
+        "init",
+        "completions",
+    ] {
+        for flag in ["-h", "--help"] {
+            let run = td.run(&[cmd, flag]);
+            assert_code(&run, 0, &format!("{cmd} {flag}"));
+            assert!(
+                run.stdout.contains("Examples:\n  gleaner ")
+                    || run.stdout.contains("Examples:\n  GLEANER_LOG"),
+                "`gleaner {cmd} {flag}` should show examples\n{run}"
+            );
+        }
+    }
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    let td = TestDir::new();
+    for (shell, marker) in [
+        ("bash", "complete -F _gleaner"),
+        ("zsh", "#compdef gleaner"),
+        ("fish", "complete -c gleaner"),
+    ] {
+        let run = td.run(&["completions", shell]);
+        assert_code(&run, 0, shell);
+        assert!(run.stdout.contains(marker), "{shell}: {marker:?}\n{run}");
+        assert!(run.stdout.contains("init"), "{shell} knows `init`\n{run}");
+        assert!(
+            !run.stdout.contains("'man'") && !run.stdout.contains(" man "),
+            "{shell}: the hidden `man` is not offered\n{run}"
+        );
+    }
+    // The bash script is valid bash.
+    let bash = td.run(&["completions", "bash"]);
+    let script = td.write_file("gleaner.bash", bash.stdout.as_bytes());
+    if let Ok(out) = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "bash -n: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bad = td.run(&["completions", "tcsh"]);
+    assert_code(&bad, 2, "unknown shell");
+}
+
+#[test]
+fn man_pages_for_gleaner_and_each_command() {
+    let td = TestDir::new();
+    let page = td.run(&["man"]);
+    assert_code(&page, 0, "gleaner man");
+    for n in [
+        ".TH gleaner 1",
+        ".SH EXAMPLES",
+        ".SH FILES",
+        ".SH EXIT STATUS",
+    ] {
+        assert!(page.stdout.contains(n), "{n:?}\n{page}");
+    }
+    let dir = td.root.join("man");
+    let run = td.run(&[OsStr::new("man"), OsStr::new("--out-dir"), dir.as_os_str()]);
+    assert_code(&run, 0, "gleaner man --out-dir");
+    for cmd in [
+        "", "-run", "-fetch", "-check", "-init", "-status", "-extract",
+    ] {
+        let p = dir.join(format!("gleaner{cmd}.1"));
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(text.contains(".SH SYNOPSIS"), "{}", p.display());
+    }
+    assert!(
+        !dir.join("gleaner-man.1").exists(),
+        "no page for the hidden command"
+    );
+}
