@@ -52,8 +52,19 @@ if [ "$profile" != release ]; then
     deb_env=(env CARGO_TARGET_DIR="$stage")
 fi
 mkdir -p target/debian
-out=$("${deb_env[@]}" cargo deb --no-build --strip --fast --locked -o target/debian/ 2>&1 |
-    tee /dev/stderr | tail -n 1)
+# cargo deb prints the package's path last. Its output is copied to stderr
+# through a file: `tee /dev/stderr` would reopen (and truncate) a log file
+# that stderr is redirected to.
+log=$(mktemp)
+if ! "${deb_env[@]}" cargo deb --no-build --strip --fast --locked -o target/debian/ >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "build-deb: cargo deb failed" >&2
+    exit 1
+fi
+tr '\r' '\n' <"$log" | sed -e 's/[[:space:]]*$//' -e '/^$/d' >&2
+out=$(tr '\r' '\n' <"$log" | sed -e 's/[[:space:]]*$//' -e '/^$/d' | tail -n 1)
+rm -f "$log"
 if [ ! -f "$out" ]; then
     echo "build-deb: cargo deb did not report a package file (got: $out)" >&2
     exit 1

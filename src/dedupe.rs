@@ -259,28 +259,43 @@ impl Signature {
         keys
     }
 
-    /// Estimated Jaccard similarity: the share of equal minhashes.
+    /// Estimated Jaccard similarity: the share of minhashes that agree in
+    /// their low 16 bits (b-bit MinHash with b = 16, which is what the store
+    /// keeps). Two different minima agree there by chance once in 65,536, so
+    /// the estimate is the full-width one for any practical purpose.
     pub fn similarity(&self, other: &Signature) -> f64 {
         let same = self
             .0
             .iter()
             .zip(other.0.iter())
-            .filter(|(a, b)| a == b)
+            .filter(|(a, b)| (*a ^ *b) & 0xffff == 0)
             .count();
         same as f64 / HASHES as f64
     }
 
+    /// The stored form: the low 16 bits of each minhash, little-endian
+    /// (128 bytes; `similarity` reads no more).
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.0.iter().flat_map(|v| v.to_le_bytes()).collect()
+        self.0
+            .iter()
+            .flat_map(|v| (*v as u16).to_le_bytes())
+            .collect()
     }
 
+    /// Reads `to_bytes`, or the 256-byte full-width form that stores before
+    /// schema version 4 hold.
     pub fn from_bytes(b: &[u8]) -> Option<Signature> {
-        if b.len() != HASHES * 4 {
-            return None;
-        }
         let mut a = [0u32; HASHES];
-        for (i, c) in b.chunks_exact(4).enumerate() {
-            a[i] = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        if b.len() == HASHES * 2 {
+            for (v, c) in a.iter_mut().zip(b.chunks_exact(2)) {
+                *v = u32::from(u16::from_le_bytes([c[0], c[1]]));
+            }
+        } else if b.len() == HASHES * 4 {
+            for (v, c) in a.iter_mut().zip(b.chunks_exact(4)) {
+                *v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        } else {
+            return None;
         }
         Some(Signature(a))
     }
@@ -383,7 +398,22 @@ mod tests {
         assert!(sa.similarity(&Signature::of(&cut).unwrap()) > 0.6);
         assert!(sa.similarity(&Signature::of(&other).unwrap()) < 0.2);
         assert!(Signature::of("too short to judge").is_none());
-        assert_eq!(Signature::from_bytes(&sa.to_bytes()), Some(sa));
+        // Stored: the low 16 bits of each minhash, which is all that
+        // similarity reads; stores before schema 4 hold all 32.
+        let stored = sa.to_bytes();
+        assert_eq!(stored.len(), 2 * HASHES);
+        let back = Signature::from_bytes(&stored).unwrap();
+        assert_eq!(back.similarity(&sa), 1.0);
+        assert_eq!(back.to_bytes(), stored);
+        let legacy: Vec<u8> = sa.0.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(Signature::from_bytes(&legacy), Some(sa.clone()));
+        assert_eq!(Signature::from_bytes(&stored[1..]), None);
+        // 16 bits agree exactly where 32 do, on copies and on other stories.
+        for t in [&dateline, &cut, &other] {
+            let s = Signature::of(t).unwrap();
+            let full = sa.0.iter().zip(s.0.iter()).filter(|(a, b)| a == b).count();
+            assert_eq!(sa.similarity(&s), full as f64 / HASHES as f64);
+        }
     }
 
     mod props {

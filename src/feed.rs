@@ -388,7 +388,9 @@ pub fn clean_line(s: &str, max: usize) -> String {
             continue;
         }
         if n > 0 {
-            if n >= max {
+            // A space only when a letter of the next word fits after it: a
+            // line cut at `max` must not end in a space (found by fuzzing).
+            if n + 1 >= max {
                 break;
             }
             out.push(' ');
@@ -584,5 +586,7 @@ mod tests {
     fn titles_are_one_bounded_line() {
         assert_eq!(clean_line("a\u{0}b\n  c\td", 100), "a b c d");
         assert_eq!(clean_line(&"x".repeat(1000), 300).chars().count(), 300);
+        assert_eq!(clean_line("ab cd", 3), "ab");
+        assert_eq!(clean_line("ab cd", 4), "ab c");
     }
 }

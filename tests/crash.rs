@@ -526,24 +526,38 @@ fn unwritable_feed_directory_fails_its_stories_until_fixed_then_writes_them() {
         .lines()
         .filter(|l| l.contains("cannot write story files"))
         .collect();
-    assert_eq!(
-        warnings.len(),
-        1,
-        "one warning for the blocked feed:\n{run}"
+    // One for outlet 1's own stories; outlet 0 may get its own when one of
+    // its items was a duplicate of a story outlet 1 failed to write (a race
+    // between the feeds: that item is retried too).
+    assert!(
+        (1..=2).contains(&warnings.len()),
+        "at most one warning per feed:\n{run}"
     );
-    assert!(warnings[0].contains("outlet1"), "{run}");
+    assert!(warnings.iter().any(|w| w.contains("/outlet1/")), "{run}");
     let line = run
         .stdout
         .lines()
         .find(|l| l.starts_with("outlet1 "))
         .unwrap();
+    let header = run.stdout.lines().next().unwrap();
+    let column = header
+        .split_whitespace()
+        .position(|c| c == "failed")
+        .unwrap();
+    let failed: usize = line
+        .split_whitespace()
+        .nth(column)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failed >= 3, "outlet 1's own stories failed:\n{run}");
     assert!(line.contains("failed, retried next pass"), "{run}");
     assert!(
         run.stdout.contains("cannot write"),
         "the reason is in the summary:\n{run}"
     );
-    // Outlet 0 wrote its own stories; outlet 1 nothing but what it could
-    // record as duplicates of outlet 0's (the repost and the wire copy).
+    // Only outlet 0 wrote; outlet 1 at most recorded duplicates of outlet
+    // 0's stories (its repost and wire copy) in outlet 0's files.
     let written: Vec<PathBuf> = walk_files(&td.out_dir())
         .into_iter()
         .filter(|p| p != &blocker)

@@ -170,7 +170,7 @@ writes a starter copy anywhere.
 The packaged service's StateDirectory: \fIarticles/\fR (output_dir) and
 \fIstate/\fR (state_dir, the SQLite state store and its lock).
 .TP
-\fI/lib/systemd/system/gleaner.service\fR
+\fI/usr/lib/systemd/system/gleaner.service\fR
 The systemd unit running \fBgleaner run\fR.
 .SH ENVIRONMENT
 .TP

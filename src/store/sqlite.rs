@@ -8,20 +8,20 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::{FeedMove, FeedState, NewStory, PageFailure, StateStore, StoreError, StoryRef};
-use crate::dedupe::Signature;
+use crate::dedupe::{Signature, BANDS};
 use crate::fetch::Validators;
 use crate::schedule::FeedSchedule;
 
 /// Version 1 is `SCHEMA`; each later version is one entry of `MIGRATIONS`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// `(version, SQL)`: run in order, each in the transaction that also sets
 /// `user_version`, for every version above the database's. Append only:
@@ -53,6 +53,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
          last_at INTEGER NOT NULL,
          given_up INTEGER NOT NULL DEFAULT 0
      );",
+    ),
+    (
+        4,
+        // LSH band keys narrowed to 32 bits (`band_key`): 4 bytes instead of
+        // 8 in each of a story's 16 rows. The new key is the old one's low
+        // half, sign-extended, so the index carries over; rebuilt in key
+        // order. Signatures written from now on are 128 bytes
+        // (`Signature::to_bytes`); the older 256-byte ones stay readable.
+        "CREATE TABLE bands32 (
+         band INTEGER NOT NULL,
+         story INTEGER NOT NULL,
+         PRIMARY KEY (band, story)
+     ) WITHOUT ROWID;
+     INSERT OR IGNORE INTO bands32 (band, story)
+         SELECT CASE WHEN band & 2147483648 THEN (band & 4294967295) - 4294967296
+                     ELSE band & 4294967295 END, story
+         FROM bands ORDER BY 1, 2;
+     DROP TABLE bands;
+     ALTER TABLE bands32 RENAME TO bands;",
     ),
 ];
 
@@ -113,6 +132,38 @@ fn k(key: u64) -> i64 {
     key as i64
 }
 
+/// A band's key in the index: the low 32 bits of `Signature::band_keys`,
+/// sign-extended, which SQLite stores in 4 bytes. A chance collision (16 in
+/// 2^32 per indexed story) costs one candidate that the signature check
+/// rejects.
+fn band_key(band: u64) -> i64 {
+    i64::from(band as u32 as i32)
+}
+
+/// One statement for all of a story's bands: `?1`..`?BANDS` the keys,
+/// `?BANDS+1` the story.
+static INSERT_BANDS: LazyLock<String> = LazyLock::new(|| {
+    let rows: Vec<String> = (1..=BANDS)
+        .map(|i| format!("(?{i}, ?{})", BANDS + 1))
+        .collect();
+    format!(
+        "INSERT OR IGNORE INTO bands (band, story) VALUES {}",
+        rows.join(", ")
+    )
+});
+
+/// One query for all of a signature's bands: `?1`..`?BANDS` the keys,
+/// `?BANDS+1` the oldest `created` wanted.
+static NEAR_CANDIDATES: LazyLock<String> = LazyLock::new(|| {
+    let keys: Vec<String> = (1..=BANDS).map(|i| format!("?{i}")).collect();
+    format!(
+        "SELECT DISTINCT s.id, s.stem, s.sig FROM bands b JOIN stories s ON s.id = b.story
+         WHERE b.band IN ({}) AND s.created >= ?{}",
+        keys.join(", "),
+        BANDS + 1
+    )
+});
+
 fn ts(t: Option<i64>) -> Option<DateTime<Utc>> {
     t.and_then(|s| Utc.timestamp_opt(s, 0).single())
 }
@@ -152,6 +203,10 @@ impl SqliteStore {
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
             .map_err(err)?;
         conn.pragma_update(None, "cache_size", -32_000)
+            .map_err(err)?;
+        // One big transaction (a migration) grows the WAL file, which SQLite
+        // otherwise keeps at that size; cut it back after the next checkpoint.
+        conn.pragma_update(None, "journal_size_limit", 16 << 20)
             .map_err(err)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -444,12 +499,9 @@ impl StateStore for SqliteStore {
                     st.execute(params![k(*key), id])?;
                 }
                 if let Some(sig) = s.signature {
-                    let mut st = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO bands (band, story) VALUES (?1, ?2)",
-                    )?;
-                    for band in sig.band_keys() {
-                        st.execute(params![k(band), id])?;
-                    }
+                    tx.prepare_cached(&INSERT_BANDS)?.execute(params_from_iter(
+                        sig.band_keys().into_iter().map(band_key).chain([id]),
+                    ))?;
                 }
             }
             tx.commit()?;
@@ -481,27 +533,20 @@ impl StateStore for SqliteStore {
         since: DateTime<Utc>,
     ) -> Result<Vec<(StoryRef, Signature)>, StoreError> {
         self.with(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT s.id, s.stem, s.sig FROM bands b JOIN stories s ON s.id = b.story
-                 WHERE b.band = ?1 AND s.created >= ?2",
-            )?;
+            let mut st = c.prepare_cached(&NEAR_CANDIDATES)?;
+            let keys = sig.band_keys().into_iter().map(band_key);
+            let rows = st.query_map(params_from_iter(keys.chain([since.timestamp()])), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                ))
+            })?;
             let mut out: Vec<(StoryRef, Signature)> = Vec::new();
-            for band in sig.band_keys() {
-                let rows = st.query_map(params![k(band), since.timestamp()], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<Vec<u8>>>(2)?,
-                    ))
-                })?;
-                for row in rows {
-                    let (id, stem, sig) = row?;
-                    if out.iter().any(|(s, _)| s.id == id) {
-                        continue;
-                    }
-                    if let Some(sig) = sig.as_deref().and_then(Signature::from_bytes) {
-                        out.push((StoryRef { id, stem }, sig));
-                    }
+            for row in rows {
+                let (id, stem, sig) = row?;
+                if let Some(sig) = sig.as_deref().and_then(Signature::from_bytes) {
+                    out.push((StoryRef { id, stem }, sig));
                 }
             }
             Ok(out)
@@ -881,6 +926,71 @@ mod tests {
                 .unwrap(),
             1
         );
+    }
+
+    /// Version 4 narrows band keys to 32 bits and writes 128-byte
+    /// signatures: a story indexed by an older gleaner (64-bit keys,
+    /// 256-byte signature) is still found, next to new ones.
+    #[test]
+    fn migrates_a_version_3_band_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = |n: usize| -> String {
+            (0..200)
+                .map(|i| format!("s{n}w{} ", (i * 7919) % 1000))
+                .collect()
+        };
+        let (old, new) = (
+            Signature::of(&text(1)).unwrap(),
+            Signature::of(&text(2)).unwrap(),
+        );
+        let t = Utc::now() - chrono::Duration::days(1);
+        {
+            let c = Connection::open(dir.path().join("state.sqlite")).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            for (_, sql) in &MIGRATIONS[..2] {
+                c.execute_batch(sql).unwrap();
+            }
+            let legacy: Vec<u8> = old.0.iter().flat_map(|v| v.to_le_bytes()).collect();
+            c.execute(
+                "INSERT INTO stories (id, stem, created, sig) VALUES (7, 'a/old', ?1, ?2)",
+                params![t.timestamp(), legacy],
+            )
+            .unwrap();
+            for b in old.band_keys() {
+                c.execute("INSERT INTO bands (band, story) VALUES (?1, 7)", [b as i64])
+                    .unwrap();
+            }
+            c.pragma_update(None, "user_version", 3).unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let found = s.near_candidates(&old, t).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.stem, "a/old");
+        assert_eq!(found[0].1.similarity(&old), 1.0);
+        let id = s
+            .add_story(&NewStory {
+                stem: "a/new",
+                feed: "a",
+                created: t,
+                keys: &[9],
+                signature: Some(&new),
+            })
+            .unwrap();
+        let found = s.near_candidates(&new, t).unwrap();
+        assert_eq!((found.len(), found[0].0.id), (1, id));
+        assert_eq!(found[0].1.to_bytes(), new.to_bytes());
+        drop(s);
+        let c = Connection::open(dir.path().join("state.sqlite")).unwrap();
+        let (rows, widest, sig): (i64, i64, i64) = c
+            .query_row(
+                "SELECT COUNT(*), MAX(ABS(band)), (SELECT length(sig) FROM stories WHERE id = ?1)
+                 FROM bands",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((rows, sig), (32, 128));
+        assert!(widest <= 1 << 31);
     }
 }
 
