@@ -216,7 +216,7 @@ impl Default for FetchConfig {
             max_page_bytes: 5 * 1024 * 1024,
             max_redirects: 5,
             concurrency: 32,
-            per_host: 4,
+            per_host: 2,
             host_delay: Duration::ZERO,
             page_attempts: 5,
             allow_private: AllowPrivate::Auto,
