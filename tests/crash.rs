@@ -206,11 +206,13 @@ fn spawn_fetch(td: &TestDir) -> Child {
     cmd.spawn().expect("spawn gleaner fetch")
 }
 
+/// Page requests made so far, counted on arrival (a slow page counts while
+/// the fetch still waits for it).
 fn page_requests(server: &TestServer) -> usize {
     server
-        .requests()
+        .arrivals()
         .iter()
-        .filter(|r| r.path.ends_with(".html"))
+        .filter(|p| p.ends_with(".html"))
         .count()
 }
 

@@ -176,6 +176,9 @@ pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
 struct State {
     routes: Mutex<HashMap<String, (Handler, usize)>>,
     log: Mutex<Vec<Request>>,
+    /// Paths as requests arrive, before their handler runs: a slow handler
+    /// is "asked" long before it is logged.
+    arrivals: Mutex<Vec<String>>,
 }
 
 /// The server. Stops (and joins its accept thread) when dropped.
@@ -193,6 +196,7 @@ impl TestServer {
         let state = Arc::new(State {
             routes: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
+            arrivals: Mutex::new(Vec::new()),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let accept_thread = {
@@ -247,6 +251,12 @@ impl TestServer {
         self.state.log.lock().unwrap().clone()
     }
 
+    /// Paths of every request received so far, logged on arrival (before the
+    /// handler answers), in arrival order.
+    pub fn arrivals(&self) -> Vec<String> {
+        self.state.arrivals.lock().unwrap().clone()
+    }
+
     /// Requests whose path (query ignored) is `path`.
     pub fn requests_for(&self, path: &str) -> Vec<Request> {
         self.requests()
@@ -263,6 +273,7 @@ impl TestServer {
     /// Forget recorded requests (route call counters are kept).
     pub fn clear_log(&self) {
         self.state.log.lock().unwrap().clear();
+        self.state.arrivals.lock().unwrap().clear();
     }
 
     /// Human-readable request log for assertion messages.
@@ -349,6 +360,7 @@ fn serve_connection(mut stream: TcpStream, state: &State) -> std::io::Result<()>
         status: 0,
     };
 
+    state.arrivals.lock().unwrap().push(path.clone());
     // Route lookup: full target first, then bare path.
     let found = {
         let mut routes = state.routes.lock().unwrap();
