@@ -345,6 +345,7 @@ fn fetch(path: &Path) -> anyhow::Result<ExitCode> {
         other => anyhow::Error::new(other).context("cannot set up the fetcher"),
     })?);
     ctx.recover().context("cannot recover interrupted writes")?;
+    ctx.prune_if_due();
 
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(feeds.len() as u64),

@@ -232,8 +232,9 @@ pub struct DedupeConfig {
     /// near-duplicate detection (exact URL and GUID dedupe always runs).
     #[serde(with = "humantime_serde")]
     pub window: Duration,
-    /// Estimated Jaccard similarity of word shingles above which two texts
-    /// are one story.
+    /// Estimated Jaccard similarity of word shingles from which two texts
+    /// are one story. A cut copy (at least 80% of its shingles in the
+    /// other) is one story too, whatever its similarity.
     pub threshold: f64,
 }
 

@@ -164,6 +164,7 @@ pub async fn run_with(
             _ = tick(&mut watchdog) => notify.send(&[sd_notify::NotifyState::Watchdog]),
         }
         d.maybe_swap_context();
+        d.ctx.prune_if_due();
         d.publish(&notify, false);
     }
 

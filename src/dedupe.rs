@@ -202,19 +202,51 @@ pub fn url_key(canonical: &Url) -> u64 {
 
 // ---------------------------------------------------------------- near duplicates
 
-/// Minhashes per signature, as `BANDS` bands of `ROWS`.
-pub const BANDS: usize = 16;
-pub const ROWS: usize = 4;
+/// Minhashes per signature: all of them in LSH bands.
 pub const HASHES: usize = BANDS * ROWS;
+/// LSH bands of `ROWS` minhashes each. A pair at Jaccard 0.5 shares a band
+/// with probability 0.96, at 0.6 0.995, at 0.7 0.9999. Three rows, not two:
+/// news text repeats 4-word phrases ("said in a statement"), so unrelated
+/// stories sit around Jaccard 0.02-0.05, and with two rows every lookup
+/// drew hundreds of candidates from a week of stories (the feed farm's
+/// dedupe doubled the pass's CPU); with three it draws a handful. (16
+/// bands of 4 rows missed one pair in ten at 0.6: a copy with a rewritten
+/// lead and a cut last paragraph.)
+pub const BANDS: usize = 24;
+pub const ROWS: usize = 3;
 /// Words per shingle.
 const SHINGLE: usize = 4;
 /// Texts with fewer shingles than this are too short to call copies: two
 /// briefs can share a wire credit and little else.
 pub const MIN_SHINGLES: usize = 30;
+/// A text whose shingles are at least this share of the other's is a cut
+/// copy of it, whatever their Jaccard similarity ...
+const CONTAINMENT: f64 = 0.8;
+/// ... when they share at least this many shingles (a paragraph or two,
+/// not a credit line) ...
+const MIN_SHARED: f64 = 50.0;
+/// ... and their estimated Jaccard similarity is at least this. Below it the
+/// estimate is too noisy to scale up to a containment: an LSH candidate
+/// has two minhashes agreeing by selection, so at true Jaccard 0.1 an
+/// estimate of 0.28 happens (seen on the feed farm); 0.35 keeps the route
+/// for copies cut to half their length or more.
+const CONTAINMENT_MIN_JACCARD: f64 = 0.35;
 
-/// A MinHash signature over word shingles of normalised text.
+/// A b-bit MinHash signature (b = 16) over word shingles of normalised
+/// text, with the text's shingle count.
+///
+/// 16 bits per minhash: two different minima agree there by chance once in
+/// 65,536, so the similarity estimate is the full-width one for any
+/// practical purpose, at half the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signature(pub [u32; HASHES]);
+pub struct Signature {
+    mins: [u16; HASHES],
+    /// Distinct shingles hashed (saturating).
+    shingles: u16,
+}
+
+/// Bytes of `Signature::to_bytes`.
+pub const SIGNATURE_BYTES: usize = 2 * HASHES + 2;
 
 impl Signature {
     pub fn of(text: &str) -> Option<Signature> {
@@ -226,78 +258,226 @@ impl Signature {
         if words.len() < SHINGLE + MIN_SHINGLES {
             return None;
         }
+        let mut hashes: Vec<u64> = words
+            .windows(SHINGLE)
+            .map(|w| {
+                let mut h = SipHasher13::new_with_keys(K0, K1);
+                for word in w {
+                    h.write(word.as_bytes());
+                    h.write_u8(b' ');
+                }
+                h.finish()
+            })
+            .collect();
+        hashes.sort_unstable();
+        hashes.dedup();
         let mut mins = [u32::MAX; HASHES];
-        for w in words.windows(SHINGLE) {
-            let mut h = SipHasher13::new_with_keys(K0, K1);
-            for word in w {
-                h.write(word.as_bytes());
-                h.write_u8(b' ');
-            }
-            let x = h.finish();
+        for x in &hashes {
             // HASHES multiply-shift hashes of one good hash: a multiply and an
             // add each (odd multipliers from SEEDS), which the compiler
             // vectorises; plenty independent for MinHash.
             for ((m, a), b) in mins.iter_mut().zip(SEEDS.iter()).zip(SEEDS.iter().rev()) {
-                let v = ((a | 1).wrapping_mul(x).wrapping_add(*b) >> 32) as u32;
+                let v = ((a | 1).wrapping_mul(*x).wrapping_add(*b) >> 32) as u32;
                 *m = (*m).min(v);
             }
         }
-        Some(Signature(mins))
+        Some(Signature {
+            mins: mins.map(|m| m as u16),
+            shingles: hashes.len().min(usize::from(u16::MAX)) as u16,
+        })
     }
 
     /// Keys of the LSH bands: two texts share one when a whole band agrees.
-    pub fn band_keys(&self) -> [u64; BANDS] {
-        let mut keys = [0u64; BANDS];
+    /// The band's number is hashed in, so bands do not meet each other.
+    pub fn band_keys(&self) -> [u32; BANDS] {
+        let mut keys = [0u32; BANDS];
         for (b, k) in keys.iter_mut().enumerate() {
             let mut h = SipHasher13::new_with_keys(K0, K1);
             h.write_u8(b as u8);
-            for v in &self.0[b * ROWS..(b + 1) * ROWS] {
-                h.write_u32(*v);
+            for v in &self.mins[b * ROWS..(b + 1) * ROWS] {
+                h.write_u16(*v);
             }
-            *k = h.finish();
+            *k = h.finish() as u32;
         }
         keys
     }
 
-    /// Estimated Jaccard similarity: the share of minhashes that agree in
-    /// their low 16 bits (b-bit MinHash with b = 16, which is what the store
-    /// keeps). Two different minima agree there by chance once in 65,536, so
-    /// the estimate is the full-width one for any practical purpose.
+    /// Estimated Jaccard similarity of the two texts' shingle sets: the
+    /// share of minhashes that agree.
     pub fn similarity(&self, other: &Signature) -> f64 {
         let same = self
-            .0
+            .mins
             .iter()
-            .zip(other.0.iter())
-            .filter(|(a, b)| (*a ^ *b) & 0xffff == 0)
+            .zip(other.mins.iter())
+            .filter(|(a, b)| a == b)
             .count();
         same as f64 / HASHES as f64
     }
 
-    /// The stored form: the low 16 bits of each minhash, little-endian
-    /// (128 bytes; `similarity` reads no more).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        self.0
-            .iter()
-            .flat_map(|v| (*v as u16).to_le_bytes())
-            .collect()
-    }
-
-    /// Reads `to_bytes`, or the 256-byte full-width form that stores before
-    /// schema version 4 hold.
-    pub fn from_bytes(b: &[u8]) -> Option<Signature> {
-        let mut a = [0u32; HASHES];
-        if b.len() == HASHES * 2 {
-            for (v, c) in a.iter_mut().zip(b.chunks_exact(2)) {
-                *v = u32::from(u16::from_le_bytes([c[0], c[1]]));
-            }
-        } else if b.len() == HASHES * 4 {
-            for (v, c) in a.iter_mut().zip(b.chunks_exact(4)) {
-                *v = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            }
-        } else {
+    /// Whether the two texts are one story: estimated Jaccard similarity at
+    /// least `threshold`, or one text a cut copy of the other (most of its
+    /// shingles in the other, estimated from the similarity and the two
+    /// shingle counts). Returns the similarity when they are.
+    pub fn same_story(&self, other: &Signature, threshold: f64) -> Option<f64> {
+        let j = self.similarity(other);
+        if j >= threshold {
+            return Some(j);
+        }
+        if j < CONTAINMENT_MIN_JACCARD {
             return None;
         }
-        Some(Signature(a))
+        let (a, b) = (f64::from(self.shingles), f64::from(other.shingles));
+        // |A∩B| = J·|A∪B| = J·(|A| + |B| − |A∩B|)
+        let shared = j * (a + b) / (1.0 + j);
+        (shared >= MIN_SHARED && shared >= CONTAINMENT * a.min(b)).then_some(j)
+    }
+
+    /// The stored form: each minhash, then the shingle count, little-endian
+    /// (`SIGNATURE_BYTES`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SIGNATURE_BYTES);
+        for v in self.mins.iter().chain([&self.shingles]) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads `to_bytes`.
+    pub fn from_bytes(b: &[u8]) -> Option<Signature> {
+        // Signatures of older versions (64 minhashes of other hash
+        // functions) do not compare with these: None, and that story is
+        // not near-matched.
+        if b.len() != SIGNATURE_BYTES {
+            return None;
+        }
+        let mut mins = [0u16; HASHES];
+        for (v, c) in mins.iter_mut().zip(b.chunks_exact(2)) {
+            *v = u16::from_le_bytes([c[0], c[1]]);
+        }
+        let shingles = u16::from_le_bytes([b[2 * HASHES], b[2 * HASHES + 1]]);
+        Some(Signature { mins, shingles })
+    }
+}
+
+/// The in-memory LSH index over the signatures of recent stories: band key
+/// to story id, open addressing with linear probing (one 8-byte slot per
+/// band, `key << 32 | id`, 0 empty).
+///
+/// Kept in memory rather than in a table: a table indexed by band key takes
+/// a random page write per band per story, which cost ~5x the lookup. The
+/// store rebuilds it from the stored signatures, so it holds only the
+/// dedupe window: ~20 slots per story in it.
+#[derive(Debug, Default)]
+pub struct NearIndex {
+    slots: Vec<u64>,
+    used: usize,
+}
+
+impl NearIndex {
+    /// Indexes story `id` (ids start at 1) under each of its band keys.
+    pub fn insert(&mut self, id: u32, sig: &Signature) {
+        debug_assert!(id != 0);
+        if (self.used + BANDS) * 5 > self.slots.len() * 4 {
+            self.grow();
+        }
+        for key in sig.band_keys() {
+            let slot = u64::from(key) << 32 | u64::from(id);
+            let mask = self.slots.len() - 1;
+            let mut i = Self::home(key, mask);
+            loop {
+                match self.slots[i] {
+                    0 => {
+                        self.slots[i] = slot;
+                        self.used += 1;
+                        break;
+                    }
+                    s if s == slot => break,
+                    _ => i = (i + 1) & mask,
+                }
+            }
+        }
+    }
+
+    /// Ids of the stories sharing at least one band with `sig`, each once.
+    pub fn candidates(&self, sig: &Signature) -> Vec<u32> {
+        let mut out = Vec::new();
+        if self.slots.is_empty() {
+            return out;
+        }
+        let mask = self.slots.len() - 1;
+        for key in sig.band_keys() {
+            let mut i = Self::home(key, mask);
+            while self.slots[i] != 0 {
+                if (self.slots[i] >> 32) as u32 == key {
+                    out.push(self.slots[i] as u32);
+                }
+                i = (i + 1) & mask;
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Forgets every story with an id below `first` (pruned out of the
+    /// window), in place: clear those slots, then re-seat every survivor
+    /// in probe order from an empty slot, so no probe chain crosses a hole.
+    pub fn retain_from(&mut self, first: u32) {
+        let n = self.slots.len();
+        for s in self.slots.iter_mut() {
+            if *s != 0 && (*s as u32) < first {
+                *s = 0;
+                self.used -= 1;
+            }
+        }
+        // The load stays under 0.8, so a non-empty table has an empty slot.
+        let Some(start) = self.slots.iter().position(|s| *s == 0) else {
+            return;
+        };
+        let mask = n - 1;
+        for k in 1..=n {
+            let i = (start + k) & mask;
+            let slot = std::mem::take(&mut self.slots[i]);
+            if slot != 0 {
+                let mut j = Self::home((slot >> 32) as u32, mask);
+                while self.slots[j] != 0 {
+                    j = (j + 1) & mask;
+                }
+                self.slots[j] = slot;
+            }
+        }
+    }
+
+    /// Slots in use (a story takes up to `BANDS`).
+    pub fn len(&self) -> usize {
+        self.used
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<u64>()
+    }
+
+    fn home(key: u32, mask: usize) -> usize {
+        // Band keys are hashes already; spread them over the whole table.
+        (u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        self.slots = vec![0; (old.len() * 2).max(1024)];
+        let mask = self.slots.len() - 1;
+        for slot in old.into_iter().filter(|s| *s != 0) {
+            let mut i = Self::home((slot >> 32) as u32, mask);
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = slot;
+        }
     }
 }
 
@@ -398,22 +578,88 @@ mod tests {
         assert!(sa.similarity(&Signature::of(&cut).unwrap()) > 0.6);
         assert!(sa.similarity(&Signature::of(&other).unwrap()) < 0.2);
         assert!(Signature::of("too short to judge").is_none());
-        // Stored: the low 16 bits of each minhash, which is all that
-        // similarity reads; stores before schema 4 hold all 32.
+        assert_eq!(sa.shingles, 397);
+
         let stored = sa.to_bytes();
-        assert_eq!(stored.len(), 2 * HASHES);
+        assert_eq!(stored.len(), SIGNATURE_BYTES);
         let back = Signature::from_bytes(&stored).unwrap();
-        assert_eq!(back.similarity(&sa), 1.0);
-        assert_eq!(back.to_bytes(), stored);
-        let legacy: Vec<u8> = sa.0.iter().flat_map(|v| v.to_le_bytes()).collect();
-        assert_eq!(Signature::from_bytes(&legacy), Some(sa.clone()));
+        assert_eq!(back, sa);
+        // Signatures of older versions (64 minhashes of other hashes): none.
+        assert_eq!(Signature::from_bytes(&stored[..128]), None);
+        assert_eq!(Signature::from_bytes(&[0; 256]), None);
         assert_eq!(Signature::from_bytes(&stored[1..]), None);
-        // 16 bits agree exactly where 32 do, on copies and on other stories.
-        for t in [&dateline, &cut, &other] {
-            let s = Signature::of(t).unwrap();
-            let full = sa.0.iter().zip(s.0.iter()).filter(|(a, b)| a == b).count();
-            assert_eq!(sa.similarity(&s), full as f64 / HASHES as f64);
+    }
+
+    /// A copy cut to its first half is one story (containment) though its
+    /// Jaccard similarity is about 0.5 or below; a short text that shares a
+    /// boilerplate paragraph with a long one is not, nor is a text that
+    /// shares its first paragraph and nothing else.
+    #[test]
+    fn cut_copies_match_by_containment_and_shared_boilerplate_does_not() {
+        let a = story(600, 3);
+        let half: String = a.split(' ').take(280).collect::<Vec<_>>().join(" ");
+        let (sa, sh) = (Signature::of(&a).unwrap(), Signature::of(&half).unwrap());
+        let j = sa.similarity(&sh);
+        assert!(j < 0.5, "{j}");
+        assert_eq!(sa.same_story(&sh, 0.5), Some(j));
+        assert_eq!(sh.same_story(&sa, 0.5), Some(j));
+
+        let credit = story(40, 9);
+        let brief = format!("{} {credit}", story(8, 10));
+        let long = format!("{} {credit} {}", story(300, 11), story(300, 12));
+        let (sb, sl) = (
+            Signature::of(&brief).unwrap(),
+            Signature::of(&long).unwrap(),
+        );
+        assert_eq!(sb.same_story(&sl, 0.5), None, "{}", sb.similarity(&sl));
+
+        let lead = story(60, 13);
+        let x = format!("{lead} {}", story(300, 14));
+        let y = format!("{lead} {}", story(300, 15));
+        let (sx, sy) = (Signature::of(&x).unwrap(), Signature::of(&y).unwrap());
+        assert_eq!(sx.same_story(&sy, 0.5), None, "{}", sx.similarity(&sy));
+    }
+
+    #[test]
+    fn near_index_finds_copies_among_many_stories() {
+        let mut index = NearIndex::default();
+        assert!(index
+            .candidates(&Signature::of(&story(200, 1)).unwrap())
+            .is_empty());
+        for id in 1..=3000u32 {
+            index.insert(
+                id,
+                &Signature::of(&story(200, u64::from(id) * 7919)).unwrap(),
+            );
         }
+        // Indexing a story twice adds nothing.
+        let len = index.len();
+        index.insert(5, &Signature::of(&story(200, 5 * 7919)).unwrap());
+        assert_eq!(index.len(), len);
+        assert!(index.heap_bytes() >= 8 * len);
+
+        let original = story(200, 1234 * 7919);
+        let copy = format!("PARIS (AFP) — {original} (Reporting by the wire desk)");
+        let found = index.candidates(&Signature::of(&copy).unwrap());
+        assert!(found.contains(&1234), "{found:?}");
+        assert!(found.len() < 5, "{found:?}");
+        let unrelated = index.candidates(&Signature::of(&story(200, 1)).unwrap());
+        assert!(unrelated.len() < 5, "{unrelated:?}");
+
+        // Pruned out of the window: stories below 2000 go, the rest stay.
+        index.retain_from(2000);
+        assert!(!index
+            .candidates(&Signature::of(&copy).unwrap())
+            .contains(&1234));
+        let kept = story(200, 2345 * 7919);
+        assert!(index
+            .candidates(&Signature::of(&kept).unwrap())
+            .contains(&2345));
+        assert!(index.len() <= 1001 * BANDS && index.len() > 900 * BANDS);
+        index.retain_from(u32::MAX);
+        assert!(index.is_empty());
+        index.insert(7, &Signature::of(&kept).unwrap());
+        assert_eq!(index.candidates(&Signature::of(&kept).unwrap()), vec![7]);
     }
 
     mod props {
@@ -696,6 +942,46 @@ mod tests {
                     let mut bare = u.clone();
                     bare.set_fragment(None);
                     prop_assert_eq!(c.as_str(), bare.as_str());
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+            /// The index against a plain list: after any inserts (small
+            /// tables, so probe chains wrap and cross) and prunes, a lookup
+            /// returns exactly the live stories sharing a band key.
+            #[test]
+            fn near_index_agrees_with_a_list(
+                ops in prop::collection::vec((0u8..8, 1u32..400, 0usize..40), 1..400)
+            ) {
+                let sigs: Vec<Signature> =
+                    (0..40).map(|seed| Signature::of(&story(60, seed)).unwrap()).collect();
+                let sig = |seed: usize| sigs[seed].clone();
+                let mut index = NearIndex::default();
+                let mut model: Vec<(u32, [u32; BANDS])> = Vec::new();
+                let mut first = 0u32;
+                for (op, id, seed) in ops {
+                    if op == 0 {
+                        first = first.max(id / 2);
+                        index.retain_from(first);
+                        model.retain(|(i, _)| *i >= first);
+                    } else if id >= first {
+                        let s = sig(seed);
+                        index.insert(id, &s);
+                        model.push((id, s.band_keys()));
+                    }
+                    let probe = sig(seed);
+                    let keys = probe.band_keys();
+                    let mut want: Vec<u32> = model
+                        .iter()
+                        .filter(|(_, k)| k.iter().any(|x| keys.contains(x)))
+                        .map(|(i, _)| *i)
+                        .collect();
+                    want.sort_unstable();
+                    want.dedup();
+                    prop_assert_eq!(index.candidates(&probe), want);
                 }
             }
         }

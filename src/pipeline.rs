@@ -87,7 +87,12 @@ pub struct Context {
     pub sites: Arc<extract::SiteRulesSet>,
     decide: tokio::sync::Mutex<()>,
     story_locks: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// When `prune_if_due` last ran.
+    pruned_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a long-running daemon prunes the store.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
@@ -110,6 +115,7 @@ impl Context {
             sites,
             decide: tokio::sync::Mutex::new(()),
             story_locks: std::sync::Mutex::new(HashMap::new()),
+            pruned_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -145,6 +151,36 @@ impl Context {
             );
         }
         Ok(pending.len())
+    }
+
+    /// Drops stored state no lookup can use any more (signatures out of the
+    /// dedupe window, stale boilerplate counts): at the first call, then at
+    /// most hourly. A failure is logged and retried next time.
+    pub fn prune_if_due(&self) {
+        {
+            let mut at = self.pruned_at.lock().unwrap_or_else(|e| e.into_inner());
+            if at.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+                return;
+            }
+            *at = Some(std::time::Instant::now());
+        }
+        let now = Utc::now();
+        let window =
+            chrono::Duration::from_std(self.config.dedupe.window).unwrap_or(chrono::Duration::MAX);
+        let near_before = now
+            .checked_sub_signed(window)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        match self.store.prune(near_before, now) {
+            Ok(p) if p != Default::default() => {
+                debug!(
+                    signatures = p.signatures,
+                    blocks = p.blocks,
+                    "pruned the state store"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot prune the state store"),
+        }
     }
 
     fn story_lock(&self, id: i64) -> Arc<tokio::sync::Mutex<()>> {
@@ -633,7 +669,7 @@ fn learned_boilerplate(ctx: &Context, pages: &mut [Extracted]) -> Result<(), Sto
     for i in 0..pages.len() {
         for j in 0..i {
             if let (Some(a), Some(b)) = (&sigs[i], &sigs[j]) {
-                if group[j] == j && a.similarity(b) >= ctx.config.dedupe.threshold {
+                if group[j] == j && a.same_story(b, ctx.config.dedupe.threshold).is_some() {
                     group[i] = j;
                     break;
                 }
@@ -801,17 +837,18 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
                 .store
                 .near_candidates(sig, since)?
                 .into_iter()
-                .map(|(s, other)| (sig.similarity(&other), s))
+                .filter_map(|(s, other)| {
+                    sig.same_story(&other, ctx.config.dedupe.threshold)
+                        .map(|sim| (sim, s))
+                })
                 .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.id.cmp(&a.1.id)));
             if let Some((sim, story)) = best {
-                if sim >= ctx.config.dedupe.threshold {
-                    return Ok(Decision::Duplicate {
-                        story: story.id,
-                        stem: story.stem,
-                        by: "text",
-                        similarity: Some(sim),
-                    });
-                }
+                return Ok(Decision::Duplicate {
+                    story: story.id,
+                    stem: story.stem,
+                    by: "text",
+                    similarity: Some(sim),
+                });
             }
         }
         let mut keys = vec![cand.url_key, cand.item_key];

@@ -57,6 +57,13 @@ pub struct FeedState {
     pub items: u64,
 }
 
+/// What `StateStore::prune` dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub signatures: usize,
+    pub blocks: usize,
+}
+
 /// A story already written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoryRef {
@@ -112,6 +119,10 @@ pub trait StateStore: Send + Sync {
         sig: &Signature,
         since: DateTime<Utc>,
     ) -> Result<Vec<(StoryRef, Signature)>, StoreError>;
+    /// Drops what no lookup can use any more: the signatures of stories
+    /// created before `near_before` (out of the dedupe window), and, once a
+    /// day, learned-boilerplate blocks seen by a single story long ago.
+    fn prune(&self, near_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Pruned, StoreError>;
 
     /// How many stories of the site `host` were learned from, and how many
     /// of them carried each block fingerprint.

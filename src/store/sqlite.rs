@@ -8,20 +8,20 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
+use std::sync::Mutex;
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{FeedMove, FeedState, NewStory, PageFailure, StateStore, StoreError, StoryRef};
-use crate::dedupe::{Signature, BANDS};
+use super::{FeedMove, FeedState, NewStory, PageFailure, Pruned, StateStore, StoreError, StoryRef};
+use crate::dedupe::{NearIndex, Signature};
 use crate::fetch::Validators;
 use crate::schedule::FeedSchedule;
 
 /// Version 1 is `SCHEMA`; each later version is one entry of `MIGRATIONS`.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// `(version, SQL)`: run in order, each in the transaction that also sets
 /// `user_version`, for every version above the database's. Append only:
@@ -73,6 +73,26 @@ const MIGRATIONS: &[(i64, &str)] = &[
      DROP TABLE bands;
      ALTER TABLE bands32 RENAME TO bands;",
     ),
+    (
+        5,
+        // The LSH index moves to memory (`dedupe::NearIndex`, rebuilt from
+        // the stored signatures): a band table cost a random page write per
+        // band per story. Signatures get their own table, so pruning those
+        // out of the dedupe window frees whole pages. The old signatures
+        // (64 minhashes of other hash functions) cannot be compared with
+        // new ones and go: the stories stay, but are not near-matched.
+        // `meta`: when blocks were last pruned.
+        "DROP TABLE IF EXISTS bands;
+     CREATE TABLE signatures (
+         story INTEGER PRIMARY KEY,
+         sig BLOB NOT NULL
+     );
+     ALTER TABLE stories DROP COLUMN sig;
+     CREATE TABLE IF NOT EXISTS meta (
+         name TEXT PRIMARY KEY,
+         value INTEGER NOT NULL
+     ) WITHOUT ROWID;",
+    ),
 ];
 
 const SCHEMA: &str = "
@@ -123,6 +143,9 @@ CREATE TABLE IF NOT EXISTS pending (
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The near-duplicate index, built on first use (a pass of 304s never
+    /// needs it). Locked after `conn`, never before.
+    near: Mutex<Option<NearIndex>>,
     path: PathBuf,
     // Held for the life of the store: the OS drops the lock if we die.
     _lock: File,
@@ -132,37 +155,23 @@ fn k(key: u64) -> i64 {
     key as i64
 }
 
-/// A band's key in the index: the low 32 bits of `Signature::band_keys`,
-/// sign-extended, which SQLite stores in 4 bytes. A chance collision (16 in
-/// 2^32 per indexed story) costs one candidate that the signature check
-/// rejects.
-fn band_key(band: u64) -> i64 {
-    i64::from(band as u32 as i32)
+/// Blocks seen by one story and not since this long are dropped from the
+/// learned-boilerplate counts: a block that never repeats is not furniture.
+const BLOCK_TTL_DAYS: i64 = 60;
+
+/// The near index over every stored signature.
+fn build_near_index(c: &Connection) -> rusqlite::Result<NearIndex> {
+    let mut index = NearIndex::default();
+    let mut st = c.prepare("SELECT story, sig FROM signatures")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (id, bytes) = (r.get::<_, i64>(0)?, r.get_ref(1)?.as_blob()?);
+        if let (Ok(id), Some(sig)) = (u32::try_from(id), Signature::from_bytes(bytes)) {
+            index.insert(id, &sig);
+        }
+    }
+    Ok(index)
 }
-
-/// One statement for all of a story's bands: `?1`..`?BANDS` the keys,
-/// `?BANDS+1` the story.
-static INSERT_BANDS: LazyLock<String> = LazyLock::new(|| {
-    let rows: Vec<String> = (1..=BANDS)
-        .map(|i| format!("(?{i}, ?{})", BANDS + 1))
-        .collect();
-    format!(
-        "INSERT OR IGNORE INTO bands (band, story) VALUES {}",
-        rows.join(", ")
-    )
-});
-
-/// One query for all of a signature's bands: `?1`..`?BANDS` the keys,
-/// `?BANDS+1` the oldest `created` wanted.
-static NEAR_CANDIDATES: LazyLock<String> = LazyLock::new(|| {
-    let keys: Vec<String> = (1..=BANDS).map(|i| format!("?{i}")).collect();
-    format!(
-        "SELECT DISTINCT s.id, s.stem, s.sig FROM bands b JOIN stories s ON s.id = b.story
-         WHERE b.band IN ({}) AND s.created >= ?{}",
-        keys.join(", "),
-        BANDS + 1
-    )
-});
 
 fn ts(t: Option<i64>) -> Option<DateTime<Utc>> {
     t.and_then(|s| Utc.timestamp_opt(s, 0).single())
@@ -204,6 +213,9 @@ impl SqliteStore {
             .map_err(err)?;
         conn.pragma_update(None, "cache_size", -32_000)
             .map_err(err)?;
+        // More distinct statements than rusqlite's default cache of 16:
+        // evicted ones were re-parsed on every story.
+        conn.set_prepared_statement_cache_capacity(64);
         // One big transaction (a migration) grows the WAL file, which SQLite
         // otherwise keeps at that size; cut it back after the next checkpoint.
         conn.pragma_update(None, "journal_size_limit", 16 << 20)
@@ -221,9 +233,14 @@ impl SqliteStore {
         migrate(&conn, version).map_err(err)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            near: Mutex::new(None),
             path,
             _lock: lock,
         })
+    }
+
+    fn near(&self) -> std::sync::MutexGuard<'_, Option<NearIndex>> {
+        self.near.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn with<T>(
@@ -299,6 +316,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            near: Mutex::new(None),
             path,
             _lock: lock,
         })
@@ -480,14 +498,14 @@ impl StateStore for SqliteStore {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
-                "INSERT INTO stories (stem, created, sig) VALUES (?1, ?2, ?3)",
-                params![
-                    s.stem,
-                    s.created.timestamp(),
-                    s.signature.map(Signature::to_bytes)
-                ],
+                "INSERT INTO stories (stem, created) VALUES (?1, ?2)",
+                params![s.stem, s.created.timestamp()],
             )?;
             let id = tx.last_insert_rowid();
+            if let Some(sig) = s.signature {
+                tx.prepare_cached("INSERT INTO signatures (story, sig) VALUES (?1, ?2)")?
+                    .execute(params![id, sig.to_bytes()])?;
+            }
             if let Some(first) = s.keys.first() {
                 tx.prepare_cached("INSERT OR REPLACE INTO pending (stem, key) VALUES (?1, ?2)")?
                     .execute(params![s.stem, k(*first)])?;
@@ -498,13 +516,13 @@ impl StateStore for SqliteStore {
                 for key in s.keys {
                     st.execute(params![k(*key), id])?;
                 }
-                if let Some(sig) = s.signature {
-                    tx.prepare_cached(&INSERT_BANDS)?.execute(params_from_iter(
-                        sig.band_keys().into_iter().map(band_key).chain([id]),
-                    ))?;
-                }
             }
             tx.commit()?;
+            if let (Some(sig), Ok(id32)) = (s.signature, u32::try_from(id)) {
+                if let Some(index) = self.near().as_mut() {
+                    index.insert(id32, sig);
+                }
+            }
             Ok(id)
         })
     }
@@ -514,7 +532,8 @@ impl StateStore for SqliteStore {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute("DELETE FROM keys WHERE story = ?1", [story])?;
-            tx.execute("DELETE FROM bands WHERE story = ?1", [story])?;
+            tx.execute("DELETE FROM signatures WHERE story = ?1", [story])?;
+            // Its id may stay in the near index: a candidate without a row is skipped.
             tx.execute("DELETE FROM stories WHERE id = ?1", [story])?;
             tx.commit()
         })
@@ -533,23 +552,90 @@ impl StateStore for SqliteStore {
         since: DateTime<Utc>,
     ) -> Result<Vec<(StoryRef, Signature)>, StoreError> {
         self.with(|c| {
-            let mut st = c.prepare_cached(&NEAR_CANDIDATES)?;
-            let keys = sig.band_keys().into_iter().map(band_key);
-            let rows = st.query_map(params_from_iter(keys.chain([since.timestamp()])), |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
-                ))
-            })?;
+            let mut near = self.near();
+            if near.is_none() {
+                *near = Some(build_near_index(c)?);
+            }
+            let ids = near.as_ref().map(|n| n.candidates(sig)).unwrap_or_default();
+            drop(near);
+            let mut st = c.prepare_cached(
+                "SELECT s.stem, s.created, g.sig FROM stories s JOIN signatures g ON g.story = s.id
+                 WHERE s.id = ?1",
+            )?;
             let mut out: Vec<(StoryRef, Signature)> = Vec::new();
-            for row in rows {
-                let (id, stem, sig) = row?;
-                if let Some(sig) = sig.as_deref().and_then(Signature::from_bytes) {
-                    out.push((StoryRef { id, stem }, sig));
+            for id in ids {
+                let row = st
+                    .query_row([id], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                        ))
+                    })
+                    .optional()?;
+                let Some((stem, created, bytes)) = row else {
+                    continue;
+                };
+                if created < since.timestamp() {
+                    continue;
+                }
+                if let Some(sig) = Signature::from_bytes(&bytes) {
+                    out.push((
+                        StoryRef {
+                            id: i64::from(id),
+                            stem,
+                        },
+                        sig,
+                    ));
                 }
             }
             Ok(out)
+        })
+    }
+
+    fn prune(&self, near_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Pruned, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            // Stories are created in id order (a clock step back only keeps a
+            // signature a little longer), so the window starts at the first
+            // id created inside it: a scan from the oldest signature that
+            // stops there.
+            let start: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM stories
+                     WHERE id >= (SELECT coalesce(min(story), 0) FROM signatures) AND created >= ?1
+                     ORDER BY id LIMIT 1",
+                )?
+                .query_row([near_before.timestamp()], |r| r.get(0))
+                .optional()?;
+            let start = start.unwrap_or(i64::MAX);
+            let signatures = tx
+                .prepare_cached("DELETE FROM signatures WHERE story < ?1")?
+                .execute([start])?;
+            // Blocks: a scan of the table, so once a day.
+            let pruned_at: i64 = tx
+                .prepare_cached("SELECT value FROM meta WHERE name = 'blocks_pruned_at'")?
+                .query_row([], |r| r.get(0))
+                .optional()?
+                .unwrap_or_default();
+            let mut blocks = 0;
+            if pruned_at <= (now - chrono::Duration::days(1)).timestamp() {
+                blocks = tx
+                    .prepare_cached("DELETE FROM blocks WHERE stories <= 1 AND last_seen < ?1")?
+                    .execute([(now - chrono::Duration::days(BLOCK_TTL_DAYS)).timestamp()])?;
+                tx.prepare_cached(
+                    "INSERT INTO meta (name, value) VALUES ('blocks_pruned_at', ?1)
+                     ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                )?
+                .execute([now.timestamp()])?;
+            }
+            tx.commit()?;
+            if signatures > 0 {
+                if let Some(index) = self.near().as_mut() {
+                    index.retain_from(u32::try_from(start).unwrap_or(u32::MAX));
+                }
+            }
+            Ok(Pruned { signatures, blocks })
         })
     }
 
@@ -720,6 +806,7 @@ impl StateStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dedupe::SIGNATURE_BYTES;
 
     #[test]
     fn feeds_keys_and_lock() {
@@ -928,9 +1015,9 @@ mod tests {
         );
     }
 
-    /// Version 4 narrows band keys to 32 bits and writes 128-byte
-    /// signatures: a story indexed by an older gleaner (64-bit keys,
-    /// 256-byte signature) is still found, next to new ones.
+    /// A store indexed by an older gleaner (band table, 256-byte signature)
+    /// migrates: band table and old signature go (they do not compare with
+    /// today's), the story and its keys stay, new stories are near-matched.
     #[test]
     fn migrates_a_version_3_band_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -950,23 +1037,24 @@ mod tests {
             for (_, sql) in &MIGRATIONS[..2] {
                 c.execute_batch(sql).unwrap();
             }
-            let legacy: Vec<u8> = old.0.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let legacy = [0x5au8; 256];
             c.execute(
                 "INSERT INTO stories (id, stem, created, sig) VALUES (7, 'a/old', ?1, ?2)",
                 params![t.timestamp(), legacy],
             )
             .unwrap();
-            for b in old.band_keys() {
-                c.execute("INSERT INTO bands (band, story) VALUES (?1, 7)", [b as i64])
-                    .unwrap();
-            }
+            c.execute(
+                "INSERT INTO bands (band, story) VALUES (123456789012, 7)",
+                [],
+            )
+            .unwrap();
+            c.execute("INSERT INTO keys (key, story) VALUES (3, 7)", [])
+                .unwrap();
             c.pragma_update(None, "user_version", 3).unwrap();
         }
         let s = SqliteStore::open(dir.path()).unwrap();
-        let found = s.near_candidates(&old, t).unwrap();
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].0.stem, "a/old");
-        assert_eq!(found[0].1.similarity(&old), 1.0);
+        assert!(s.near_candidates(&old, t).unwrap().is_empty());
+        assert_eq!(s.story_by_key(3).unwrap().unwrap().stem, "a/old");
         let id = s
             .add_story(&NewStory {
                 stem: "a/new",
@@ -978,19 +1066,81 @@ mod tests {
             .unwrap();
         let found = s.near_candidates(&new, t).unwrap();
         assert_eq!((found.len(), found[0].0.id), (1, id));
-        assert_eq!(found[0].1.to_bytes(), new.to_bytes());
+        assert_eq!(found[0].1, new);
         drop(s);
         let c = Connection::open(dir.path().join("state.sqlite")).unwrap();
-        let (rows, widest, sig): (i64, i64, i64) = c
+        let (bands, sig): (i64, i64) = c
             .query_row(
-                "SELECT COUNT(*), MAX(ABS(band)), (SELECT length(sig) FROM stories WHERE id = ?1)
-                 FROM bands",
+                "SELECT (SELECT COUNT(*) FROM sqlite_schema WHERE name = 'bands'),
+                        (SELECT length(sig) FROM signatures WHERE story = ?1)",
                 [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!((rows, sig), (32, 128));
-        assert!(widest <= 1 << 31);
+        assert_eq!((bands, sig), (0, SIGNATURE_BYTES as i64));
+    }
+
+    /// Pruning drops the signatures of stories out of the window (they are
+    /// no longer candidates, even after a reopen), keeps the rest, and
+    /// forgets blocks seen once long ago, once a day.
+    #[test]
+    fn prune_drops_signatures_out_of_the_window_and_stale_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let text = |n: usize| -> String {
+            (0..200)
+                .map(|i| format!("s{n}w{} ", (i * 7919) % 1000))
+                .collect()
+        };
+        let sigs: Vec<Signature> = (0..4).map(|n| Signature::of(&text(n)).unwrap()).collect();
+        let ages = [30, 20, 3, 1];
+        for (n, (sig, age)) in sigs.iter().zip(ages).enumerate() {
+            let stem = format!("a/{n}");
+            s.add_story(&NewStory {
+                stem: &stem,
+                feed: "a",
+                created: now - chrono::Duration::days(age),
+                keys: &[n as u64 + 1],
+                signature: Some(sig),
+            })
+            .unwrap();
+        }
+        // The index is built before the prune, and must forget too.
+        let long_ago = now - chrono::Duration::days(365);
+        assert_eq!(s.near_candidates(&sigs[0], long_ago).unwrap().len(), 1);
+        s.finish_story("a/0", &[7], &[1, 2], now - chrono::Duration::days(90))
+            .unwrap();
+        s.finish_story("a/1", &[7], &[2], now - chrono::Duration::days(80))
+            .unwrap();
+        s.finish_story("a/2", &[7], &[3], now - chrono::Duration::days(3))
+            .unwrap();
+
+        let week = now - chrono::Duration::days(7);
+        let p = s.prune(week, now).unwrap();
+        assert_eq!(
+            p,
+            Pruned {
+                signatures: 2,
+                blocks: 1
+            },
+            "block 1: seen once, 90 days ago"
+        );
+        assert!(s.near_candidates(&sigs[0], long_ago).unwrap().is_empty());
+        assert!(s.near_candidates(&sigs[1], long_ago).unwrap().is_empty());
+        assert_eq!(s.near_candidates(&sigs[2], long_ago).unwrap().len(), 1);
+        assert_eq!(s.block_counts(7, &[1, 2, 3]).unwrap(), (3, vec![0, 2, 1]));
+        // Again: nothing left to drop, and blocks wait a day.
+        assert_eq!(s.prune(week, now).unwrap(), Pruned::default());
+        drop(s);
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert!(s.near_candidates(&sigs[1], long_ago).unwrap().is_empty());
+        assert_eq!(s.near_candidates(&sigs[3], long_ago).unwrap().len(), 1);
+        assert_eq!(
+            s.story_by_key(1).unwrap().unwrap().stem,
+            "a/0",
+            "the story stays"
+        );
     }
 }
 
