@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::testdir::BIN;
+use crate::common::testdir::{self, BIN};
 use crate::common::*;
 
 /// Bound on any wait in these tests.
@@ -190,19 +190,8 @@ fn spawn_fetch(td: &TestDir) -> Child {
         .current_dir(&td.cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost");
-    for var in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
+        .stderr(Stdio::null());
+    testdir::loopback_only(&mut cmd);
     cmd.spawn().expect("spawn gleaner fetch")
 }
 
@@ -647,21 +636,8 @@ fn full_then_read_only_disk_leaves_no_half_story_and_the_next_pass_writes_it() {
     );
     std::fs::create_dir_all(&copy).unwrap();
     let mut cmd = Command::new("unshare");
-    cmd.arg("-m")
-        .arg("sh")
-        .arg("-c")
-        .arg(&script)
-        .env("NO_PROXY", "127.0.0.1,localhost");
-    for var in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
+    cmd.arg("-m").arg("sh").arg("-c").arg(&script);
+    testdir::loopback_only(&mut cmd);
     let st = cmd.status().unwrap();
     assert!(st.success(), "script failed: {script}");
     let read = |name: &str| std::fs::read_to_string(td.root.join(name)).unwrap();

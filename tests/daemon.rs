@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::common::testdir::BIN;
 use crate::common::*;
 
 /// Bound on any single wait in these tests.
@@ -41,44 +40,8 @@ struct Daemon {
 
 impl Daemon {
     fn start(td: &TestDir, env: &[(&str, &str)]) -> Daemon {
-        let stderr = td.root.join(format!(
-            "daemon-{}.log",
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let mut cmd = Command::new(BIN);
-        cmd.arg("run")
-            .arg("--config")
-            .arg(td.config_path())
-            .current_dir(&td.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .env("GLEANER_LOG", "info")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID");
-        for var in [
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Daemon {
-            child: cmd.spawn().expect("spawn gleaner run"),
-            stderr,
-        }
+        let (child, stderr) = td.spawn_daemon("info", env);
+        Daemon { child, stderr }
     }
 
     fn signal(&self, sig: &str) {

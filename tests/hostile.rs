@@ -77,20 +77,8 @@ fn fetch_measured(td: &TestDir) -> Measured {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for var in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG");
+    testdir::loopback_only(&mut cmd);
+    cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn gleaner");
     let mut out = child.stdout.take().unwrap();

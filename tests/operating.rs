@@ -8,13 +8,13 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::server::{conditional, sequence, switch};
-use crate::common::testdir::{toml_str, BIN};
+use crate::common::testdir::{self, toml_str, BIN};
 use crate::common::*;
 
 /// Bound on any single wait in these tests.
@@ -46,40 +46,8 @@ pub struct RunningDaemon {
 
 impl RunningDaemon {
     pub fn start(td: &TestDir, level: &str) -> RunningDaemon {
-        let log = td.root.join(format!(
-            "daemon-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let mut cmd = Command::new(BIN);
-        cmd.arg("run")
-            .arg("--config")
-            .arg(td.config_path())
-            .current_dir(&td.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .env("GLEANER_LOG", level)
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC");
-        for var in [
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
-        RunningDaemon {
-            child: cmd.spawn().expect("spawn gleaner run"),
-            log,
-        }
+        let (child, log) = td.spawn_daemon(level, &[]);
+        RunningDaemon { child, log }
     }
 
     pub fn log(&self) -> String {
@@ -129,16 +97,10 @@ impl Drop for RunningDaemon {
 
 /// Runs the binary with `GLEANER_LOG=level`, returning (exit code, stdout, stderr).
 pub fn run_logged(td: &TestDir, args: &[&str], level: &str) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN)
+    let out = testdir::loopback_only(&mut Command::new(BIN))
         .args(args)
         .current_dir(&td.cwd)
         .env("GLEANER_LOG", level)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
         .output()
         .unwrap();
     (

@@ -142,6 +142,37 @@ impl TestDir {
         ])
     }
 
+    /// Starts `gleaner run` on this directory's config, logging at `level`
+    /// to a new file under `root` (returned), outside any service manager,
+    /// with `env` set on top.
+    pub fn spawn_daemon(
+        &self,
+        level: &str,
+        env: &[(&str, &str)],
+    ) -> (std::process::Child, PathBuf) {
+        let log = self.root.join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(self.config_path())
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .env("GLEANER_LOG", level)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID");
+        loopback_only(&mut cmd).envs(env.iter().copied());
+        (cmd.spawn().expect("spawn gleaner run"), log)
+    }
+
     /// Run the binary feeding `stdin` (or an empty, closed stdin).
     pub fn run_with_stdin<S: AsRef<std::ffi::OsStr>>(
         &self,
@@ -154,21 +185,8 @@ impl TestDir {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // Never let a proxy from the environment get between us and 127.0.0.1.
-        for var in [
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost")
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG");
+        loopback_only(&mut cmd);
+        cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
 
         let start = Instant::now();
         let mut child = cmd.spawn().expect("spawn gleaner binary");
@@ -375,4 +393,21 @@ pub fn toml_str(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Never lets a proxy from the environment get between a spawned gleaner
+/// and the test servers on 127.0.0.1.
+pub fn loopback_only(cmd: &mut Command) -> &mut Command {
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
 }
