@@ -186,13 +186,7 @@ impl SqliteStore {
         };
         std::fs::create_dir_all(state_dir).map_err(io)?;
         let lock = File::create(state_dir.join("lock")).map_err(io)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked(state_dir.display().to_string()))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
+        take_lock(&lock, false, state_dir)?;
         let path = state_dir.join("state.sqlite");
         let err = |source| StoreError::Sqlite {
             path: path.display().to_string(),
@@ -220,23 +214,18 @@ impl SqliteStore {
         // otherwise keeps at that size; cut it back after the next checkpoint.
         conn.pragma_update(None, "journal_size_limit", 16 << 20)
             .map_err(err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                path: path.display().to_string(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
+        let version = schema_version(&conn, &path)?;
         migrate(&conn, version).map_err(err)?;
-        Ok(SqliteStore {
+        Ok(SqliteStore::new(conn, path, lock))
+    }
+
+    fn new(conn: Connection, path: PathBuf, lock: File) -> Self {
+        SqliteStore {
             conn: Mutex::new(conn),
             near: Mutex::new(None),
             path,
             _lock: lock,
-        })
+        }
     }
 
     fn near(&self) -> std::sync::MutexGuard<'_, Option<NearIndex>> {
@@ -253,6 +242,44 @@ impl SqliteStore {
             source,
         })
     }
+}
+
+/// Takes the state directory's lock without waiting: shared for readers,
+/// exclusive for the one process that writes.
+fn take_lock(lock: &File, shared: bool, state_dir: &Path) -> Result<(), StoreError> {
+    let taken = if shared {
+        lock.try_lock_shared()
+    } else {
+        lock.try_lock()
+    };
+    match taken {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(StoreError::Locked(state_dir.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io {
+            path: state_dir.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// The database's schema version; an error if a newer gleaner wrote it.
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|source| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        })?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.display().to_string(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(version)
 }
 
 /// Brings a database at `version` (0: new) up to `SCHEMA_VERSION`.
@@ -280,13 +307,7 @@ impl SqliteStore {
         let lock = File::open(state_dir.join("lock")).map_err(io)?;
         // Shared: two status calls may run together, a daemon may not start
         // under one (it retries via its service manager).
-        match lock.try_lock_shared() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked(state_dir.display().to_string()))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
+        take_lock(&lock, true, state_dir)?;
         let path = state_dir.join("state.sqlite");
         let err = |source| StoreError::Sqlite {
             path: path.display().to_string(),
@@ -297,16 +318,7 @@ impl SqliteStore {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                path: path.display().to_string(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
+        let version = schema_version(&conn, &path)?;
         if version < SCHEMA_VERSION {
             return Err(StoreError::Outdated {
                 path: path.display().to_string(),
@@ -314,12 +326,7 @@ impl SqliteStore {
                 expected: SCHEMA_VERSION,
             });
         }
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-            near: Mutex::new(None),
-            path,
-            _lock: lock,
-        })
+        Ok(SqliteStore::new(conn, path, lock))
     }
 }
 
