@@ -76,20 +76,7 @@ pub struct Metrics {
     pub page_latency: Histogram,
 }
 
-static METRICS: Metrics = Metrics {
-    polls: AtomicU64::new(0),
-    not_modified: AtomicU64::new(0),
-    feed_errors: AtomicU64::new(0),
-    articles: AtomicU64::new(0),
-    duplicates_url: AtomicU64::new(0),
-    duplicates_text: AtomicU64::new(0),
-    page_errors: AtomicU64::new(0),
-    pages_given_up: AtomicU64::new(0),
-    feeds: AtomicU64::new(0),
-    in_flight: AtomicU64::new(0),
-    feed_latency: Histogram::new(),
-    page_latency: Histogram::new(),
-};
+static METRICS: Metrics = Metrics::new();
 
 /// The process's metrics.
 pub fn global() -> &'static Metrics {
@@ -97,6 +84,24 @@ pub fn global() -> &'static Metrics {
 }
 
 impl Metrics {
+    /// Every counter at zero.
+    const fn new() -> Metrics {
+        Metrics {
+            polls: AtomicU64::new(0),
+            not_modified: AtomicU64::new(0),
+            feed_errors: AtomicU64::new(0),
+            articles: AtomicU64::new(0),
+            duplicates_url: AtomicU64::new(0),
+            duplicates_text: AtomicU64::new(0),
+            page_errors: AtomicU64::new(0),
+            pages_given_up: AtomicU64::new(0),
+            feeds: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            feed_latency: Histogram::new(),
+            page_latency: Histogram::new(),
+        }
+    }
+
     /// Records the duration of one HTTP exchange (request to end of body or error).
     pub fn fetched(&self, kind: Kind, d: Duration) {
         match kind {
@@ -260,7 +265,7 @@ mod tests {
         assert_eq!(h.count(), 3);
         let m = Metrics {
             feed_latency: h,
-            ..empty()
+            ..Metrics::new()
         };
         let text = m.render();
         let line = |l: &str| {
@@ -275,22 +280,5 @@ mod tests {
         line("gleaner_fetch_duration_seconds_sum{kind=\"feed\"} 60.073");
         line("gleaner_duplicates_total{match=\"text\"} 0");
         line("# TYPE gleaner_feeds gauge");
-    }
-
-    fn empty() -> Metrics {
-        Metrics {
-            polls: AtomicU64::new(0),
-            not_modified: AtomicU64::new(0),
-            feed_errors: AtomicU64::new(0),
-            articles: AtomicU64::new(0),
-            duplicates_url: AtomicU64::new(0),
-            duplicates_text: AtomicU64::new(0),
-            page_errors: AtomicU64::new(0),
-            pages_given_up: AtomicU64::new(0),
-            feeds: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            feed_latency: Histogram::new(),
-            page_latency: Histogram::new(),
-        }
     }
 }
