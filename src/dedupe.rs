@@ -227,7 +227,7 @@ const CONTAINMENT: f64 = 0.8;
 const MIN_SHARED: f64 = 50.0;
 /// ... and their estimated Jaccard similarity is at least this. Below it the
 /// estimate is too noisy to scale up to a containment: an LSH candidate
-/// has two minhashes agreeing by selection, so at true Jaccard 0.1 an
+/// has a band of minhashes agreeing by selection, so at true Jaccard 0.1 an
 /// estimate of 0.28 happens (seen on the feed farm); 0.35 keeps the route
 /// for copies cut to half their length or more.
 const CONTAINMENT_MIN_JACCARD: f64 = 0.35;
@@ -366,7 +366,7 @@ impl Signature {
 /// Kept in memory rather than in a table: a table indexed by band key takes
 /// a random page write per band per story, which cost ~5x the lookup. The
 /// store rebuilds it from the stored signatures, so it holds only the
-/// dedupe window: ~20 slots per story in it.
+/// dedupe window: `BANDS` slots per story in it.
 #[derive(Debug, Default)]
 pub struct NearIndex {
     slots: Vec<u64>,
