@@ -28,9 +28,9 @@ fi
 echo "== gleaner (cargo bench --bench extract)"
 cargo build --release --quiet --bin gleaner
 cargo bench --quiet --bench extract --no-run
-G_OUT=$("${PIN[@]}" cargo bench --quiet --bench extract -- "$DIR" | tee /dev/stderr)
+G_OUT=$("${PIN[@]}" cargo bench --quiet --bench extract -- "$DIR" | tee -a /dev/stderr)
 echo "== trafilatura"
-T_OUT=$("${PIN[@]}" "$VENV/bin/python" bench/trafilatura_speed.py "$DIR" | tee /dev/stderr)
+T_OUT=$("${PIN[@]}" "$VENV/bin/python" bench/trafilatura_speed.py "$DIR" | tee -a /dev/stderr)
 
 g=$(awk '/^gleaner:/ {print $(NF-1)}' <<<"$G_OUT")
 t=$(awk '/^trafilatura\(favor_precision\):/ {print $(NF-1)}' <<<"$T_OUT")
