@@ -14,4 +14,5 @@ mod fetch_pass;
 mod firstrun;
 mod hostile;
 mod operating;
+mod pg_harness;
 mod politeness;

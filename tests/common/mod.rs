@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod pages;
+pub mod pg;
 pub mod server;
 pub mod testdir;
 
