@@ -221,7 +221,9 @@ fn main() {
                 feed: "bench",
                 created,
                 keys: &keys,
+                aliases: &[],
                 signature: Some(&sig),
+                near: None,
             })
             .unwrap_or_else(|e| panic!("add_story: {e}"));
         let insert = t.elapsed();

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use gleaner::config::{self, Config};
+use gleaner::config::{self, Backend, Config};
 use gleaner::pipeline::{self, Context, FeedReport};
-use gleaner::store::{SqliteStore, StateStore};
+use gleaner::store::{PgStore, SqliteStore, StateStore};
 use gleaner::{charset, extract};
 
 mod docs;
@@ -144,6 +144,23 @@ enum Command {
         #[arg(long, value_name = "CONFIG")]
         append: Option<PathBuf>,
     },
+    /// Copy the state store into another backend: the embedded store in
+    /// state_dir into the PostgreSQL database of [state] url.
+    ///
+    /// Stop every gleaner using the embedded store first (its lock is
+    /// taken); the database must be empty. Then start the instances with
+    /// [state] backend = "postgres".
+    ///
+    /// Example: gleaner migrate-state --from embedded --to postgres --config /etc/gleaner/gleaner.toml
+    MigrateState {
+        /// Config file (TOML) with state_dir and a [state] url.
+        #[arg(long, short, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        from: StoreKind,
+        #[arg(long, value_enum)]
+        to: StoreKind,
+    },
     /// Write the config's feeds as OPML on stdout, for another reader.
     ///
     /// Example: gleaner export-opml --config /etc/gleaner/gleaner.toml > feeds.opml
@@ -152,6 +169,22 @@ enum Command {
         #[arg(long, short, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
     },
+}
+
+/// A state backend, as `migrate-state` names it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum StoreKind {
+    Embedded,
+    Postgres,
+}
+
+impl From<StoreKind> for Backend {
+    fn from(k: StoreKind) -> Self {
+        match k {
+            StoreKind::Embedded => Backend::Embedded,
+            StoreKind::Postgres => Backend::Postgres,
+        }
+    }
 }
 
 /// An error that exits with status 2: the user's config or directories.
@@ -228,6 +261,9 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Run { config } => run_daemon(&config),
         Command::Status { config } => status(&config),
         Command::ImportOpml { file, append } => import_opml(&file, append.as_deref()),
+        Command::MigrateState { config, from, to } => {
+            migrate_state(&config, from.into(), to.into())
+        }
         Command::ExportOpml { config } => {
             let cfg = load_config(&config)?;
             let title = format!("gleaner feeds ({})", config.display());
@@ -318,8 +354,51 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
 }
 
 fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn StateStore>> {
-    let store = SqliteStore::open(&cfg.state_dir).map_err(|e| setup::store_error(&e, cfg))?;
-    Ok(Arc::new(store))
+    match cfg.state.backend {
+        Backend::Embedded => {
+            let store =
+                SqliteStore::open(&cfg.state_dir).map_err(|e| setup::store_error(&e, cfg))?;
+            Ok(Arc::new(store))
+        }
+        Backend::Postgres => {
+            let store = PgStore::open(&cfg.state).map_err(|e| setup::store_error(&e, cfg))?;
+            tracing::info!(
+                instance = store.holder(),
+                "using the shared PostgreSQL state store"
+            );
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+fn migrate_state(path: &Path, from: Backend, to: Backend) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(path)?;
+    if (from, to) != (Backend::Embedded, Backend::Postgres) {
+        return Err(usage(
+            "only --from embedded --to postgres is supported".to_string(),
+        ));
+    }
+    if cfg.state.backend != Backend::Postgres {
+        return Err(usage(format!(
+            "{}: set [state] backend = \"postgres\" and its url first; the embedded store is read from state_dir ({})",
+            path.display(),
+            cfg.state_dir.display()
+        )));
+    }
+    let copied = gleaner::store::migrate::embedded_to_postgres(&cfg.state_dir, &cfg.state)
+        .map_err(|e| setup::store_error(&e, &cfg))?;
+    println!(
+        "copied {} feeds, {} stories, {} keys, {} signatures, {} boilerplate blocks and {} failing pages from {} to {}",
+        copied.feeds,
+        copied.stories,
+        copied.keys,
+        copied.signatures,
+        copied.blocks,
+        copied.pages,
+        cfg.state_dir.display(),
+        config::mask_password(cfg.state.url.as_deref().unwrap_or_default())
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -340,7 +419,7 @@ fn fetch(path: &Path) -> anyhow::Result<ExitCode> {
         eprintln!("gleaner: {}", setup::no_feeds_message(path));
         return Ok(ExitCode::SUCCESS);
     }
-    let ctx = Arc::new(Context::new(cfg, store).map_err(|e| match e {
+    let ctx = Arc::new(Context::new(cfg, store.clone()).map_err(|e| match e {
         pipeline::PassError::Rules(r) => usage(r.to_string()),
         other => anyhow::Error::new(other).context("cannot set up the fetcher"),
     })?);
@@ -366,6 +445,13 @@ fn fetch(path: &Path) -> anyhow::Result<ExitCode> {
         bar.inc(1);
     }));
     bar.finish_and_clear();
+    if let Some(trips) = store.round_trips() {
+        tracing::info!(
+            round_trips = trips,
+            feeds = reports.len(),
+            "state database round trips in this pass"
+        );
+    }
     print_summary(&reports)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -397,6 +483,17 @@ fn status(path: &Path) -> anyhow::Result<ExitCode> {
     use gleaner::daemon::{self, FeedStatus};
     use gleaner::store::StoreError;
     let cfg = load_config(path)?;
+    if cfg.state.backend == Backend::Postgres {
+        // The database is readable while instances run.
+        let store = PgStore::open(&cfg.state).map_err(|e| setup::store_error(&e, &cfg))?;
+        let rows = daemon::feed_status(&cfg.feeds, &store)?;
+        let source = format!(
+            "shared state store {}",
+            config::mask_password(cfg.state.url.as_deref().unwrap_or_default())
+        );
+        print_status(&rows, &source)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let (rows, source): (Vec<FeedStatus>, String) =
         match SqliteStore::open_read_only(&cfg.state_dir) {
             Ok(store) => (
@@ -511,6 +608,7 @@ fn print_summary(reports: &[FeedReport]) -> anyhow::Result<()> {
                 bad += 1;
                 format!("FAILED: {e}")
             }
+            (None, _) if r.elsewhere => "polled by another instance".to_string(),
             (None, true) => "not modified".to_string(),
             (None, false) if r.failed + r.given_up + r.deferred > 0 => {
                 let mut parts = Vec::new();

@@ -44,6 +44,7 @@ pub struct Config {
     pub extract: ExtractConfig,
     pub schedule: ScheduleConfig,
     pub daemon: DaemonConfig,
+    pub state: StateConfig,
     #[serde(rename = "feed")]
     pub feeds: Vec<Feed>,
 }
@@ -150,6 +151,72 @@ impl Default for DaemonConfig {
             shutdown_grace: Duration::from_secs(10),
             metrics_addr: None,
         }
+    }
+}
+
+/// Where state lives: the embedded store under `state_dir` (the default,
+/// nothing to run), or a PostgreSQL database shared by several instances.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Embedded,
+    Postgres,
+}
+
+/// `[state]`: the state backend.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    pub backend: Backend,
+    /// `postgres://user@host:port/database` (backend = "postgres"). Shown
+    /// with any password masked.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "masked_url")]
+    pub url: Option<String>,
+    /// A file holding the database password (first line), relative to the
+    /// config file; else `GLEANER_PG_PASSWORD`; else the URL's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// This instance's name in feed leases (default: host name and pid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// How long a feed poll is leased to one instance: an instance that
+    /// dies mid-poll has its feeds taken over after this.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Database connections of this instance.
+    pub connections: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            backend: Backend::Embedded,
+            url: None,
+            password_file: None,
+            instance: None,
+            lease: Duration::from_secs(600),
+            connections: 4,
+        }
+    }
+}
+
+fn masked_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(u) => s.serialize_str(&mask_password(u)),
+        None => s.serialize_none(),
+    }
+}
+
+/// `url` with its password, if any, replaced by `***` (for logs and `check`).
+pub fn mask_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(unparsable URL)".into(),
     }
 }
 
@@ -283,6 +350,8 @@ struct RawConfig {
     schedule: ScheduleConfig,
     #[serde(default)]
     daemon: DaemonConfig,
+    #[serde(default)]
+    state: StateConfig,
     #[serde(default)]
     feed: Vec<RawFeed>,
 }
@@ -418,6 +487,38 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         return Err(at(span, "key `threshold`: must be between 0 and 1".into()));
     }
 
+    let st = &raw.state;
+    if st.backend == Backend::Postgres {
+        let span = find_key(text, "backend").unwrap_or(0..0);
+        match st.url.as_deref().map(Url::parse) {
+            None => return Err(at(
+                span,
+                "key `url`: backend = \"postgres\" needs `url = \"postgres://user@host/database\"`"
+                    .into(),
+            )),
+            Some(Ok(u)) if matches!(u.scheme(), "postgres" | "postgresql") => {}
+            Some(_) => {
+                let span = find_key(text, "url").unwrap_or(span);
+                return Err(at(
+                    span,
+                    "key `url`: must be a postgres:// URL, e.g. postgres://gleaner@db.example/gleaner"
+                        .into(),
+                ));
+            }
+        }
+    }
+    if st.lease < Duration::from_secs(1) {
+        let span = find_key(text, "lease").unwrap_or(0..0);
+        return Err(at(span, "key `lease`: must be at least 1s".into()));
+    }
+    if !(1..=64).contains(&st.connections) {
+        let span = find_key(text, "connections").unwrap_or(0..0);
+        return Err(at(
+            span,
+            "key `connections`: must be between 1 and 64".into(),
+        ));
+    }
+
     let mut feeds: Vec<Feed> = Vec::with_capacity(raw.feed.len());
     for rf in raw.feed {
         let name = rf.name.get_ref().trim().to_string();
@@ -473,6 +574,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         },
         schedule: raw.schedule,
         daemon: raw.daemon,
+        state: StateConfig {
+            password_file: raw.state.password_file.as_deref().map(resolve),
+            ..raw.state
+        },
         feeds,
     })
 }

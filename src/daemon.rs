@@ -42,7 +42,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 use crate::config::{self, Config, Feed};
 use crate::pipeline::{self, Context, FeedReport, PassError};
 use crate::schedule::{self, FeedSchedule, Outcome, Policy};
-use crate::store::{StateStore, StoreError};
+use crate::store::{Lease, StateStore, StoreError};
 
 /// File in `state_dir` holding the running daemon's view for `gleaner status`.
 pub const SNAPSHOT_FILE: &str = "status.json";
@@ -375,6 +375,36 @@ impl Daemon {
                 self.queue.insert((next, name));
                 continue;
             }
+            // Another instance on a shared store may hold the feed, or
+            // have polled it since the poll this schedule knows of.
+            match self.store.lease_feed(&name, t.sched.last_poll, now) {
+                Ok(Lease::Granted) => {}
+                Ok(lease) => {
+                    let next = match lease {
+                        Lease::Held { until } => until,
+                        _ => match self.store.schedule(&name) {
+                            Ok(Some(sched)) => {
+                                t.sched = sched;
+                                t.sched.next_poll.unwrap_or(now)
+                            }
+                            _ => now + chrono::Duration::seconds(60),
+                        },
+                    };
+                    let next =
+                        next.max(now) + chrono::Duration::milliseconds(fastrand::i64(0..1000));
+                    debug!(feed = %name, ?lease, %next, "polled by another instance");
+                    t.due = next;
+                    self.queue.insert((next, name));
+                    continue;
+                }
+                Err(e) => {
+                    warn!(feed = %name, error = %e, "cannot lease the feed; trying again in a minute");
+                    let next = now + chrono::Duration::seconds(60);
+                    t.due = next;
+                    self.queue.insert((next, name));
+                    continue;
+                }
+            }
             t.running = true;
             let ctx = self.ctx.clone();
             let feed = t.feed.clone();
@@ -424,7 +454,8 @@ impl Daemon {
                 };
                 if e.is_cancelled() {
                     // Abandoned at shutdown: its schedule stays as it was,
-                    // so the next start polls it again.
+                    // so the next start (or another instance) polls it again.
+                    let _ = self.store.release_feed(&name, false, Utc::now());
                     return;
                 }
                 error!(feed = %name, error = %e, "poll crashed");
@@ -441,6 +472,7 @@ impl Daemon {
         };
         t.running = false;
         if t.removed {
+            let _ = self.store.release_feed(&name, true, Utc::now());
             self.feeds.remove(&name);
             return;
         }
@@ -484,6 +516,9 @@ impl Daemon {
         if let Err(e) = self.store.set_schedule(&name, &t.sched) {
             warn!(feed = %name, error = %e, "cannot store schedule");
         }
+        if let Err(e) = self.store.release_feed(&name, true, now) {
+            warn!(feed = %name, error = %e, "cannot release the feed's lease");
+        }
         self.queue.insert((due, name.clone()));
         self.last_poll = Some((name, now));
         self.dirty = true;
@@ -522,6 +557,10 @@ impl Daemon {
                 "state_dir cannot change while running; restart gleaner to move it"
             );
             cfg.state_dir = old.state_dir.clone();
+        }
+        if (cfg.state.backend, &cfg.state.url) != (old.state.backend, &old.state.url) {
+            warn!("[state] backend and url cannot change while running; restart gleaner to apply them");
+            cfg.state = old.state.clone();
         }
         std::fs::create_dir_all(&cfg.output_dir)
             .map_err(|e| format!("output_dir {}: {e}", cfg.output_dir.display()))?;

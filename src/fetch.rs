@@ -126,6 +126,14 @@ fn permanent_target(hops: &[(u16, Url)]) -> Option<Url> {
         .map(|(_, url)| url.clone())
 }
 
+/// Request spacing shared by the instances of one PostgreSQL store, so
+/// `host_delay` holds across them, not only inside each.
+pub trait SharedHosts: Send + Sync {
+    /// Reserves the next request start at `host`, at least `gap` after the
+    /// last one any instance reserved; returns how long to wait for it.
+    fn reserve(&self, host: &str, gap: Duration) -> Result<Duration, String>;
+}
+
 /// One host's politeness state.
 struct HostGate {
     slots: Arc<Semaphore>,
@@ -170,6 +178,7 @@ pub struct Fetcher {
     /// Hosts that answered 429/503 with `Retry-After`, and until when:
     /// that host waits, the other hosts do not.
     paused: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
+    shared: Option<Arc<dyn SharedHosts>>,
 }
 
 impl Fetcher {
@@ -183,7 +192,14 @@ impl Fetcher {
             global: Arc::new(Semaphore::new(cfg.concurrency)),
             hosts: Mutex::new(HashMap::new()),
             paused: Mutex::new(HashMap::new()),
+            shared: None,
         })
+    }
+
+    /// Spaces requests to each host together with other instances.
+    pub fn with_shared_hosts(mut self, shared: Option<Arc<dyn SharedHosts>>) -> Self {
+        self.shared = shared;
+        self
     }
 
     /// Until when `url`'s host asked not to be contacted, if it did and
@@ -466,13 +482,38 @@ impl Fetcher {
             // starts is never shorter than `host_delay`, however long the
             // global queue was.
             let g = self.global.clone().acquire_owned().await.ok();
-            let mut last = host.last_start.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            if last.is_none_or(|t| now >= t + delay) {
-                *last = Some(now);
+            let claimed = {
+                let mut last = host.last_start.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                let free = last.is_none_or(|t| now >= t + delay);
+                if free {
+                    *last = Some(now);
+                }
+                free
+            };
+            if claimed {
+                self.shared_wait(&host_key(url), delay).await;
                 return (h, g);
             }
             // Another request to this host started meanwhile: queue behind it.
+        }
+    }
+}
+
+impl Fetcher {
+    /// Waits for this request's turn at `host` among all instances.
+    async fn shared_wait(&self, host: &str, delay: Duration) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let host_name = host.to_string();
+        let r = tokio::task::spawn_blocking(move || shared.reserve(&host_name, delay)).await;
+        match r {
+            Ok(Ok(wait)) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Ok(Ok(_)) => {}
+            // Spacing within this instance still holds; the request goes.
+            Ok(Err(e)) => tracing::warn!(host, error = %e, "cannot reserve a shared request slot"),
+            Err(e) => tracing::warn!(host, error = %e, "shared request slot task failed"),
         }
     }
 }

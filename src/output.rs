@@ -241,10 +241,21 @@ fn sync_dir(dir: &Path) {
 }
 
 /// Deletes stale temp files left in `dir` by a crash.
-pub fn clean_temp(dir: &Path) {
+/// Only files older than `min_age` go: instances sharing `output_dir` must
+/// not take each other's writes in progress.
+pub fn clean_temp(dir: &Path, min_age: std::time::Duration) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            if !e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let age = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            if min_age.is_zero() || age >= min_age {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -19,7 +19,7 @@
 //! (stored) for as long as the config names the URL it moved from.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -34,7 +34,9 @@ use crate::extract::{self, Article};
 use crate::feed::{self, Item};
 use crate::fetch::{Fetched, Fetcher, Kind, Validators};
 use crate::output::{self, Duplicate, StoryMeta};
-use crate::store::{FeedMove, FeedState, NewStory, StateStore, StoreError};
+use crate::store::{
+    Claim, FeedMove, FeedState, Lease, NearCheck, NewStory, StateStore, StoreError,
+};
 
 /// Blocks longer than this are article prose, not site furniture: they are
 /// neither learned nor dropped as boilerplate.
@@ -68,6 +70,9 @@ pub struct FeedReport {
     pub deferred: usize,
     /// The feed answered 410 Gone.
     pub gone: bool,
+    /// Another instance sharing the state store polls (or polled) it in
+    /// this pass: not polled here.
+    pub elsewhere: bool,
     pub item_errors: Vec<String>,
     /// Items whose files could not be written or updated (counted in
     /// `failed` too); a full or read-only disk is logged once per feed.
@@ -89,6 +94,8 @@ pub struct Context {
     story_locks: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// When `prune_if_due` last ran.
     pruned_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When abandoned writes of other instances were last looked for.
+    recovered_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// How often a long-running daemon prunes the store.
@@ -106,7 +113,7 @@ pub enum PassError {
 
 impl Context {
     pub fn new(config: Config, store: Arc<dyn StateStore>) -> Result<Self, PassError> {
-        let fetcher = Fetcher::new(&config.fetch)?;
+        let fetcher = Fetcher::new(&config.fetch)?.with_shared_hosts(store.shared_hosts());
         let sites = Arc::new(extract::SiteRulesSet::load(&config.extract.sites_dir)?);
         Ok(Context {
             config,
@@ -116,6 +123,7 @@ impl Context {
             decide: tokio::sync::Mutex::new(()),
             story_locks: std::sync::Mutex::new(HashMap::new()),
             pruned_at: std::sync::Mutex::new(None),
+            recovered_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -124,7 +132,14 @@ impl Context {
     /// and every feed re-read on the next pass.
     pub fn recover(&self) -> Result<usize, PassError> {
         // Temp files of interrupted `.json` rewrites (duplicates added).
-        output::clean_temp(&self.config.output_dir);
+        // With a shared store other instances may be writing right now:
+        // only theirs older than a lease are certainly abandoned.
+        let min_age = if self.store.is_shared() {
+            self.config.state.lease
+        } else {
+            std::time::Duration::ZERO
+        };
+        output::clean_temp(&self.config.output_dir, min_age);
         let pending = self.store.pending_writes()?;
         if !pending.is_empty() {
             // First: a crash during this recovery must not leave validators
@@ -135,7 +150,7 @@ impl Context {
             let stem_path = PathBuf::from(stem);
             output::remove_story(&self.config.output_dir, &stem_path);
             if let Some(dir) = self.config.output_dir.join(&stem_path).parent() {
-                output::clean_temp(dir);
+                output::clean_temp(dir, min_age);
             }
             if let Some(story) = self.store.story_by_key(*key)? {
                 if story.stem == *stem {
@@ -157,6 +172,24 @@ impl Context {
     /// dedupe window, stale boilerplate counts): at the first call, then at
     /// most hourly. A failure is logged and retried next time.
     pub fn prune_if_due(&self) {
+        // A shared store: writes left pending by an instance that died (and
+        // may never start again) are undone by the others, once they are
+        // older than a lease.
+        if self.store.is_shared() {
+            let due = {
+                let mut at = self.recovered_at.lock().unwrap_or_else(|e| e.into_inner());
+                let due = at.is_none_or(|t| t.elapsed() >= self.config.state.lease);
+                if due {
+                    *at = Some(std::time::Instant::now());
+                }
+                due
+            };
+            if due {
+                if let Err(e) = self.recover() {
+                    warn!(error = %e, "cannot undo writes abandoned by other instances");
+                }
+            }
+        }
         {
             let mut at = self.pruned_at.lock().unwrap_or_else(|e| e.into_inner());
             if at.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
@@ -197,10 +230,38 @@ pub async fn run_pass(
     done: impl Fn(&FeedReport),
 ) -> Vec<FeedReport> {
     let parallel = ctx.config.fetch.concurrency.clamp(1, 64);
+    // With a shared store, a feed another instance polled since this pass
+    // began counts as polled: each feed once per pass, whoever runs it.
+    let started = Utc::now();
     let mut reports: Vec<FeedReport> = stream::iter(feeds.into_iter().map(|f| {
         let ctx = ctx.clone();
         let span = info_span!("feed", feed = %f.name, url = %f.url);
-        async move { poll_feed(&ctx, &f).await }.instrument(span)
+        async move {
+            match ctx.store.lease_feed(&f.name, Some(started), Utc::now()) {
+                Ok(Lease::Granted) => {}
+                Ok(other) => {
+                    debug!(lease = ?other, "polled by another instance");
+                    return FeedReport {
+                        feed: f.name.clone(),
+                        elsewhere: true,
+                        ..FeedReport::default()
+                    };
+                }
+                Err(e) => {
+                    return FeedReport {
+                        feed: f.name.clone(),
+                        error: Some(format!("cannot lease the feed: {e}")),
+                        ..FeedReport::default()
+                    }
+                }
+            }
+            let report = poll_feed(&ctx, &f).await;
+            if let Err(e) = ctx.store.release_feed(&f.name, true, Utc::now()) {
+                warn!(error = %e, "cannot release the feed's lease");
+            }
+            report
+        }
+        .instrument(span)
     }))
     .buffer_unordered(parallel)
     .inspect(|r| done(r))
@@ -745,8 +806,17 @@ async fn record_duplicate(
     };
     let lock = ctx.story_lock(story);
     let _g = lock.lock().await;
-    let r = output::add_duplicate(&ctx.config.output_dir, Path::new(stem), &dup)
+    let (out_dir, stem_path) = (ctx.config.output_dir.clone(), PathBuf::from(stem));
+    let r = ctx
+        .store
+        .with_story_lock(
+            story,
+            Box::new(move || {
+                output::add_duplicate(&out_dir, &stem_path, &dup).map_err(|e| e.to_string())
+            }),
+        )
         .map_err(|e| e.to_string())
+        .and_then(|r| r)
         .and_then(|()| {
             ctx.store
                 .add_keys(story, &[cand.item_key, cand.url_key])
@@ -851,15 +921,38 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
                 });
             }
         }
-        let mut keys = vec![cand.url_key, cand.item_key];
+        let mut keys = vec![cand.url_key];
         keys.extend(page_key);
-        let story = ctx.store.add_story(&NewStory {
+        let near = (!ctx.config.dedupe.window.is_zero()).then(|| NearCheck {
+            since: now
+                - chrono::Duration::from_std(ctx.config.dedupe.window)
+                    .unwrap_or(chrono::Duration::days(7)),
+            threshold: ctx.config.dedupe.threshold,
+        });
+        let story = match ctx.store.add_story(&NewStory {
             stem: &stem_str,
             feed: &feed.name,
             created: now,
             keys: &keys,
+            aliases: &[cand.item_key],
             signature: sig.as_ref(),
-        })?;
+            near,
+        })? {
+            Claim::New(id) => id,
+            // Another instance recorded it between our look-up and now.
+            Claim::Taken {
+                story,
+                by,
+                similarity,
+            } => {
+                return Ok(Decision::Duplicate {
+                    story: story.id,
+                    stem: story.stem,
+                    by,
+                    similarity,
+                })
+            }
+        };
         let lock = ctx.story_lock(story);
         let guard = lock.clone().lock_owned().await;
         Ok(Decision::Write {

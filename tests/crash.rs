@@ -24,21 +24,21 @@ const WAIT: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------- fixtures
 
 /// xorshift64*: deterministic choices without a dependency.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
-    fn word(&mut self) -> String {
+    pub(crate) fn word(&mut self) -> String {
         const C: &[&str] = &[
             "b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "sh", "tr",
         ];
@@ -57,7 +57,7 @@ impl Rng {
 
 /// Four paragraphs of made-up prose, different for every seed: stories are
 /// near-duplicates only where a test gives two pages the same seed.
-fn prose(seed: u64) -> Vec<String> {
+pub(crate) fn prose(seed: u64) -> Vec<String> {
     let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     (0..4)
         .map(|_| {
@@ -91,7 +91,7 @@ fn prose(seed: u64) -> Vec<String> {
 
 /// An HTML page answered after `delay` (one thread per connection, so slow
 /// pages do not hold each other up).
-fn slow_page(server: &TestServer, path: &str, title: &str, seed: u64, delay: Duration) {
+pub(crate) fn slow_page(server: &TestServer, path: &str, title: &str, seed: u64, delay: Duration) {
     let resp = Response::html(article_page(title, &prose(seed), None));
     server.route(
         path,
@@ -105,15 +105,15 @@ fn slow_page(server: &TestServer, path: &str, title: &str, seed: u64, delay: Dur
 /// A set of feeds and the stories they carry: each entry of `stories` is
 /// every URL that names one story (the original, a tracking-parameter
 /// repost, another outlet's copy of the text).
-struct Farm {
-    feeds: Vec<(String, String)>,
-    stories: Vec<Vec<String>>,
+pub(crate) struct Farm {
+    pub(crate) feeds: Vec<(String, String)>,
+    pub(crate) stories: Vec<Vec<String>>,
 }
 
 /// `feeds` feeds of `items` slow pages each; feed `f` also reposts feed
 /// `f+1`'s first story with tracking parameters and carries its own copy of
 /// feed `f+1`'s second story's text, so duplicate lists get rewritten.
-fn farm(server: &TestServer, feeds: usize, items: usize, delay: Duration) -> Farm {
+pub(crate) fn farm(server: &TestServer, feeds: usize, items: usize, delay: Duration) -> Farm {
     let mut stories = Vec::new();
     let mut feed_items: Vec<Vec<Item>> = vec![Vec::new(); feeds];
     let date = |f: usize, i: usize| {
@@ -172,7 +172,7 @@ fn farm(server: &TestServer, feeds: usize, items: usize, delay: Duration) -> Far
     }
 }
 
-fn write_config(td: &TestDir, farm: &Farm, extra: &str) {
+pub(crate) fn write_config(td: &TestDir, farm: &Farm, extra: &str) {
     let feeds: Vec<(&str, &str)> = farm
         .feeds
         .iter()
@@ -197,7 +197,7 @@ fn spawn_fetch(td: &TestDir) -> Child {
 
 /// Page requests made so far, counted on arrival (a slow page counts while
 /// the fetch still waits for it).
-fn page_requests(server: &TestServer) -> usize {
+pub(crate) fn page_requests(server: &TestServer) -> usize {
     server
         .arrivals()
         .iter()
@@ -210,6 +210,31 @@ fn page_requests(server: &TestServer) -> usize {
 /// Checks the output directory and state store after a (recovered) run;
 /// returns the story stems (relative, no extension).
 fn assert_consistent(out: &Path, state: &Path, stories: &[Vec<String>]) -> BTreeSet<PathBuf> {
+    let stems = assert_output(out, stories);
+    let db = rusqlite::Connection::open(state.join("state.sqlite")).unwrap();
+    let ok: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let pending: i64 = db
+        .query_row("SELECT count(*) FROM pending", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pending, 0, "writes left pending");
+    let recorded: i64 = db
+        .query_row("SELECT count(*) FROM stories", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        recorded as usize,
+        stories.len(),
+        "stories recorded in the store"
+    );
+    stems
+}
+
+/// Checks the output directory: each story of `stories` (every URL naming
+/// it) once as a complete pair, the others listed in its `duplicates`, no
+/// temp file; returns the story stems (relative, no extension).
+pub(crate) fn assert_output(out: &Path, stories: &[Vec<String>]) -> BTreeSet<PathBuf> {
     let mut pairs: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
     for f in walk_files(out) {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
@@ -298,24 +323,6 @@ fn assert_consistent(out: &Path, state: &Path, stories: &[Vec<String>]) -> BTree
         "stories on disk: {:#?}",
         pairs.keys()
     );
-
-    let db = rusqlite::Connection::open(state.join("state.sqlite")).unwrap();
-    let ok: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
-    let pending: i64 = db
-        .query_row("SELECT count(*) FROM pending", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(pending, 0, "writes left pending");
-    let recorded: i64 = db
-        .query_row("SELECT count(*) FROM stories", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(
-        recorded as usize,
-        stories.len(),
-        "stories recorded in the store"
-    );
     pairs
         .into_keys()
         .map(|s| s.strip_prefix(out).unwrap().to_path_buf())
@@ -323,7 +330,7 @@ fn assert_consistent(out: &Path, state: &Path, stories: &[Vec<String>]) -> BTree
 }
 
 /// The "N new" of a summary's total line.
-fn new_count(stdout: &str) -> usize {
+pub(crate) fn new_count(stdout: &str) -> usize {
     let total = stdout
         .lines()
         .find(|l| l.starts_with("total:"))
@@ -432,7 +439,9 @@ fn a_crash_s_temp_files_and_half_written_story_are_undone_at_start() {
                 feed: "outlet0",
                 created: chrono::Utc::now(),
                 keys: &[key],
+                aliases: &[],
                 signature: None,
+                near: None,
             })
             .unwrap();
     }

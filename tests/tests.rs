@@ -16,3 +16,4 @@ mod hostile;
 mod operating;
 mod pg_harness;
 mod politeness;
+mod shared_state;

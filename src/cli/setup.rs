@@ -88,6 +88,11 @@ pub(super) fn store_error(
             "{e}\n{}",
             init::dir_hint("state_dir", &cfg.state_dir, &cfg.source, source)
         )),
+        StoreError::Postgres { .. } => usage(format!(
+            "{e}\n  hint: check [state] url in {}, that the PostgreSQL server is up, and the password \
+             (password_file, or GLEANER_PG_PASSWORD)",
+            cfg.source.display()
+        )),
         StoreError::Locked(_) => usage(format!(
             "{e}\n  hint: wait for it to finish (`gleaner status` shows what it is doing), \
              or give this config its own state_dir"

@@ -6,7 +6,11 @@
 //! backend (a PostgreSQL one can implement the same trait). Keys are the
 //! 64-bit hashes from `dedupe`, stored as SQL integers.
 
+pub mod migrate;
+pub mod postgres;
 pub mod sqlite;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -14,6 +18,7 @@ use crate::dedupe::Signature;
 use crate::fetch::Validators;
 use crate::schedule::FeedSchedule;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +35,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("state database {url}: {message}")]
+    Postgres { url: String, message: String },
     #[error("state directory {0} is in use by another gleaner process (lock held on {0}/lock)")]
     Locked(String),
     #[error("state store {path} has schema version {found}, older than this gleaner's {expected}; it is upgraded the next time `gleaner run` or `gleaner fetch` opens it")]
@@ -78,9 +85,58 @@ pub struct NewStory<'a> {
     pub stem: &'a str,
     pub feed: &'a str,
     pub created: DateTime<Utc>,
-    /// Item key, canonical URL key and any other key that names this story.
+    /// The keys that make it one story (canonical URL keys; the first is
+    /// its pending-write key): if one already names a story, this is a copy.
     pub keys: &'a [u64],
+    /// More keys naming it when free (the item key: a GUID reused by a
+    /// repost must not make the repost a copy).
+    pub aliases: &'a [u64],
     pub signature: Option<&'a Signature>,
+    /// Near-duplicate matching for the re-check of a shared backend.
+    pub near: Option<NearCheck>,
+}
+
+/// Which stored stories count as copies of a new one by text.
+#[derive(Debug, Clone, Copy)]
+pub struct NearCheck {
+    /// Stories created before this are out of the dedupe window.
+    pub since: DateTime<Utc>,
+    pub threshold: f64,
+}
+
+/// What `StateStore::add_story` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Recorded under this id: its files are this process's to write.
+    New(i64),
+    /// Another process sharing the store recorded the same story first
+    /// (`by` "url" or "text", as in the `duplicates` list).
+    Taken {
+        story: StoryRef,
+        by: &'static str,
+        similarity: Option<f64>,
+    },
+}
+
+impl Claim {
+    /// The story's id, whoever recorded it.
+    pub fn id(&self) -> i64 {
+        match self {
+            Claim::New(id) => *id,
+            Claim::Taken { story, .. } => story.id,
+        }
+    }
+}
+
+/// What `StateStore::lease_feed` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// This instance polls the feed now.
+    Granted,
+    /// Another instance is polling it; its lease runs out then.
+    Held { until: DateTime<Utc> },
+    /// Another instance polled it after `fresh_after`, at this time.
+    Polled { at: DateTime<Utc> },
 }
 
 pub trait StateStore: Send + Sync {
@@ -98,6 +154,14 @@ pub trait StateStore: Send + Sync {
 
     /// Every feed's stored daemon schedule (feeds never scheduled are absent).
     fn schedules(&self) -> Result<Vec<(String, FeedSchedule)>, StoreError>;
+    /// One feed's stored schedule.
+    fn schedule(&self, feed: &str) -> Result<Option<FeedSchedule>, StoreError> {
+        Ok(self
+            .schedules()?
+            .into_iter()
+            .find(|(n, _)| n == feed)
+            .map(|(_, s)| s))
+    }
     /// Stores a feed's schedule (after each poll), so a restart resumes it.
     fn set_schedule(&self, feed: &str, schedule: &FeedSchedule) -> Result<(), StoreError>;
 
@@ -107,8 +171,11 @@ pub trait StateStore: Send + Sync {
     fn add_keys(&self, story: i64, keys: &[u64]) -> Result<(), StoreError>;
     /// Records a story with its keys and near-duplicate signature, and notes
     /// its write as pending (under `keys[0]`) until `finish_story`, so a
-    /// crash between record and files can be undone; one transaction.
-    fn add_story(&self, story: &NewStory<'_>) -> Result<i64, StoreError>;
+    /// crash between record and files can be undone; one transaction. The
+    /// caller has looked the story up already; a backend that other
+    /// processes write too looks again, atomically, and answers
+    /// `Claim::Taken` when one of them won the race.
+    fn add_story(&self, story: &NewStory<'_>) -> Result<Claim, StoreError>;
     /// Forgets a story and every key naming it (its files were never written).
     fn remove_story(&self, story: i64) -> Result<(), StoreError>;
     /// Forgets every feed's validators, so the next pass re-reads every feed.
@@ -162,6 +229,50 @@ pub trait StateStore: Send + Sync {
     fn page_ok(&self, key: u64) -> Result<(), StoreError>;
     /// Every page given up, by feed.
     fn given_up_pages(&self) -> Result<Vec<PageFailure>, StoreError>;
+
+    // Several instances on one store. The embedded store has one process
+    // (its lock file sees to that), so these defaults are all it needs.
+
+    /// Takes the right to poll `feed` now, unless another instance holds
+    /// it or polled the feed after `fresh_after`.
+    fn lease_feed(
+        &self,
+        _feed: &str,
+        _fresh_after: Option<DateTime<Utc>>,
+        _now: DateTime<Utc>,
+    ) -> Result<Lease, StoreError> {
+        Ok(Lease::Granted)
+    }
+    /// Gives a lease back; `polled`: the feed was polled under it.
+    fn release_feed(
+        &self,
+        _feed: &str,
+        _polled: bool,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Runs `f` (an update of a story's `.json`) while no other process
+    /// sharing the store runs one for the same story.
+    fn with_story_lock(
+        &self,
+        _story: i64,
+        f: Box<dyn FnOnce() -> Result<(), String> + Send>,
+    ) -> Result<Result<(), String>, StoreError> {
+        Ok(f())
+    }
+    /// Request spacing shared with other instances (`[fetch] host_delay`).
+    fn shared_hosts(&self) -> Option<Arc<dyn crate::fetch::SharedHosts>> {
+        None
+    }
+    /// Whether other processes write this store too.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Database round trips so far (None: not a networked store).
+    fn round_trips(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A feed's permanent redirect. It holds while the config still names

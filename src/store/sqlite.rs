@@ -15,7 +15,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{FeedMove, FeedState, NewStory, PageFailure, Pruned, StateStore, StoreError, StoryRef};
+use super::{
+    Claim, FeedMove, FeedState, NewStory, PageFailure, Pruned, StateStore, StoreError, StoryRef,
+};
 use crate::dedupe::{NearIndex, Signature};
 use crate::fetch::Validators;
 use crate::schedule::FeedSchedule;
@@ -230,6 +232,14 @@ impl SqliteStore {
 
     fn near(&self) -> std::sync::MutexGuard<'_, Option<NearIndex>> {
         self.near.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the connection (bulk reads: migrations).
+    pub(super) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        self.with(f)
     }
 
     fn with<T>(
@@ -501,7 +511,7 @@ impl StateStore for SqliteStore {
         })
     }
 
-    fn add_story(&self, s: &NewStory<'_>) -> Result<i64, StoreError> {
+    fn add_story(&self, s: &NewStory<'_>) -> Result<Claim, StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
@@ -520,7 +530,7 @@ impl StateStore for SqliteStore {
             {
                 let mut st =
                     tx.prepare_cached("INSERT OR IGNORE INTO keys (key, story) VALUES (?1, ?2)")?;
-                for key in s.keys {
+                for key in s.keys.iter().chain(s.aliases) {
                     st.execute(params![k(*key), id])?;
                 }
             }
@@ -530,7 +540,9 @@ impl StateStore for SqliteStore {
                     index.insert(id32, sig);
                 }
             }
-            Ok(id)
+            // The lock file keeps other processes out and the caller looked
+            // the story up under its own lock: nobody else can have it.
+            Ok(Claim::New(id))
         })
     }
 
@@ -845,9 +857,12 @@ mod tests {
                 feed: "a",
                 created: now,
                 keys: &[1, u64::MAX],
+                aliases: &[],
                 signature: None,
+                near: None,
             })
-            .unwrap();
+            .unwrap()
+            .id();
         assert_eq!(s.story_by_key(u64::MAX).unwrap().unwrap().id, id);
         assert_eq!(s.story_by_key(2).unwrap(), None);
         s.add_keys(id, &[2]).unwrap();
@@ -941,7 +956,9 @@ mod tests {
             feed: "a",
             created: old,
             keys: &[5],
+            aliases: &[],
             signature: Some(&sig),
+            near: None,
         })
         .unwrap();
         assert_eq!(s.near_candidates(&sig, old).unwrap().len(), 1);
@@ -1068,9 +1085,12 @@ mod tests {
                 feed: "a",
                 created: t,
                 keys: &[9],
+                aliases: &[],
                 signature: Some(&new),
+                near: None,
             })
-            .unwrap();
+            .unwrap()
+            .id();
         let found = s.near_candidates(&new, t).unwrap();
         assert_eq!((found.len(), found[0].0.id), (1, id));
         assert_eq!(found[0].1, new);
@@ -1109,7 +1129,9 @@ mod tests {
                 feed: "a",
                 created: now - chrono::Duration::days(age),
                 keys: &[n as u64 + 1],
+                aliases: &[],
                 signature: Some(sig),
+                near: None,
             })
             .unwrap();
         }
@@ -1276,9 +1298,12 @@ mod props {
                             feed: "feed",
                             created: time(0),
                             keys: &keys,
+                            aliases: &[],
                             signature: None,
+                            near: None,
                         })
-                        .unwrap();
+                        .unwrap()
+                        .id();
                     prop_assert!(!m.stories.contains_key(&id), "id {id} reused while alive");
                     m.stories.insert(id, stem.clone());
                     if let Some(first) = keys.first() {
