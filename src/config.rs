@@ -210,14 +210,28 @@ fn masked_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok,
 
 /// `url` with its password, if any, replaced by `***` (for logs and `check`).
 pub fn mask_password(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "(unparsable URL)".into(),
+    let Ok(mut u) = Url::parse(url) else {
+        return "(unparsable URL)".into();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
     }
+    // libpq URLs may also carry it as `?password=`.
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// HTTP behaviour, shared by feed and page requests.
@@ -687,6 +701,22 @@ mod tests {
 
     fn p(text: &str) -> Result<Config, ConfigError> {
         parse(text, Path::new("/etc/gleaner/g.toml"))
+    }
+
+    #[test]
+    fn database_passwords_are_masked() {
+        assert_eq!(
+            mask_password("postgres://u:s3cret@db:5432/g?sslmode=disable&password=s3cret"),
+            "postgres://u:***@db:5432/g?sslmode=disable&password=***"
+        );
+        assert_eq!(mask_password("postgres://u@db/g"), "postgres://u@db/g");
+        let e = p("output_dir = \"o\"\nstate_dir = \"s\"\n[state]\nbackend = \"postgres\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("g.toml:4") && e.contains("url"), "{e}");
+        let c = p("output_dir = \"o\"\nstate_dir = \"s\"\n[state]\nbackend = \"postgres\"\nurl = \"postgres://u:pw@h/d\"\n")
+            .unwrap();
+        assert!(c.to_toml().contains("postgres://u:***@h/d") && !c.to_toml().contains("pw@"));
     }
 
     #[test]

@@ -407,25 +407,38 @@ async fn poll_feed_inner(
     report.fresh_for = body.fresh_for;
 
     // Exact dedupe first: most items of a polled feed were seen before.
+    // One look-up for the whole feed (a round trip each would add up on a
+    // networked store).
+    type Keyed = (Item, u64, Option<(Url, u64)>);
+    let items: Vec<Keyed> = parsed
+        .items
+        .into_iter()
+        .map(|item| {
+            let item_key = dedupe::item_key(&feed.name, &item);
+            let link = item.link.clone().map(|link| {
+                let url_key = dedupe::url_key(&dedupe::canonical_url(&link));
+                (link, url_key)
+            });
+            (item, item_key, link)
+        })
+        .collect();
+    let keys: Vec<u64> = items
+        .iter()
+        .flat_map(|(_, k, l)| std::iter::once(*k).chain(l.as_ref().map(|l| l.1)))
+        .collect();
+    let known = ctx.store.stories_by_keys(&keys)?;
     let mut candidates = Vec::new();
-    for item in parsed.items {
-        let item_key = dedupe::item_key(&feed.name, &item);
-        let Some(link) = item.link.clone() else {
-            if ctx.store.story_by_key(item_key)?.is_none() {
+    for (item, item_key, link) in items {
+        let Some((link, url_key)) = link else {
+            if !known.contains_key(&item_key) {
                 item_failed(report, &item.title, "item has no link");
             }
             continue;
         };
         let canonical = dedupe::canonical_url(&link);
-        let url_key = dedupe::url_key(&canonical);
-        if let Some(story) = ctx.store.story_by_key(item_key)? {
+        if let Some(story) = known.get(&item_key) {
             // A GUID reused for another page is a new story, not a repeat.
-            if item.guid.is_none()
-                || ctx
-                    .store
-                    .story_by_key(url_key)?
-                    .is_some_and(|s| s.id == story.id)
-            {
+            if item.guid.is_none() || known.get(&url_key).is_some_and(|s| s.id == story.id) {
                 continue;
             }
         }
@@ -444,14 +457,17 @@ async fn poll_feed_inner(
     let mut pages = Vec::new();
     let mut fetches = Vec::new();
     let now = Utc::now();
+    let failures = ctx
+        .store
+        .page_failures(&candidates.iter().map(|c| c.url_key).collect::<Vec<_>>())?;
     for cand in candidates {
-        if let Some(story) = ctx.store.story_by_key(cand.url_key)? {
+        if let Some(story) = known.get(&cand.url_key) {
             record_duplicate(ctx, feed, &cand, story.id, &story.stem, "url", None, report).await;
             continue;
         }
         // Pages that failed before: given up ones are skipped for good (they
         // were reported then), the others wait out their backoff.
-        let failed_before = match ctx.store.page_failure(cand.url_key)? {
+        let failed_before = match failures.get(&cand.url_key).cloned() {
             Some(pf) if pf.given_up => {
                 debug!(url = %cand.link, attempts = pf.attempts, "page was given up earlier; skipped");
                 continue;
@@ -885,7 +901,11 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
 
     let decision: Result<Decision, StoreError> = async {
         let _g = ctx.decide.lock().await;
+        // A shared store looks again inside `add_story`, atomically with
+        // the insert; looking here first would only double the round trips.
+        let look = !ctx.store.is_shared();
         for (key, by) in [(Some(cand.url_key), "url"), (page_key, "url")] {
+            let key = key.filter(|_| look);
             if let Some(story) = key
                 .map(|k| ctx.store.story_by_key(k))
                 .transpose()?
@@ -899,7 +919,7 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
                 });
             }
         }
-        if let (Some(sig), false) = (&sig, ctx.config.dedupe.window.is_zero()) {
+        if let (Some(sig), false, true) = (&sig, ctx.config.dedupe.window.is_zero(), look) {
             let since = now
                 - chrono::Duration::from_std(ctx.config.dedupe.window)
                     .unwrap_or(chrono::Duration::days(7));
@@ -1000,12 +1020,21 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
             let text = output::render_text(&title, &body);
             let out_dir = ctx.config.output_dir.clone();
             let stem2 = stem.clone();
+            let store = ctx.store.clone();
+            // Under the story's lock: another instance that found a copy
+            // meanwhile waits for these files before listing it.
             let written = tokio::task::spawn_blocking(move || {
-                output::write_story(&out_dir, &stem2, &text, &meta)
+                let write = move || {
+                    output::write_story(&out_dir, &stem2, &text, &meta).map_err(|e| e.to_string())
+                };
+                store
+                    .with_story_lock(story, Box::new(write))
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r)
             })
             .await
             .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+            .and_then(|r| r);
             match written {
                 Ok(()) => {
                     let (sites, blocks) = if ctx.config.extract.learn_min_stories > 0 {

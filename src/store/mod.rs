@@ -10,6 +10,7 @@ pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -167,6 +168,16 @@ pub trait StateStore: Send + Sync {
 
     /// The story a key names, if any.
     fn story_by_key(&self, key: u64) -> Result<Option<StoryRef>, StoreError>;
+    /// The stories that `keys` name, by key (keys naming none are absent).
+    fn stories_by_keys(&self, keys: &[u64]) -> Result<HashMap<u64, StoryRef>, StoreError> {
+        let mut found = HashMap::new();
+        for k in keys {
+            if let Some(s) = self.story_by_key(*k)? {
+                found.insert(*k, s);
+            }
+        }
+        Ok(found)
+    }
     /// Makes more keys name an existing story.
     fn add_keys(&self, story: i64, keys: &[u64]) -> Result<(), StoreError>;
     /// Records a story with its keys and near-duplicate signature, and notes
@@ -214,6 +225,16 @@ pub trait StateStore: Send + Sync {
     fn set_feed_moved(&self, feed: &str, moved: Option<&FeedMove>) -> Result<(), StoreError>;
     /// The failed attempts at a page (by canonical URL key), if any.
     fn page_failure(&self, key: u64) -> Result<Option<PageFailure>, StoreError>;
+    /// `page_failure` of each of `keys`, by key (pages that never failed are absent).
+    fn page_failures(&self, keys: &[u64]) -> Result<HashMap<u64, PageFailure>, StoreError> {
+        let mut found = HashMap::new();
+        for k in keys {
+            if let Some(f) = self.page_failure(*k)? {
+                found.insert(*k, f);
+            }
+        }
+        Ok(found)
+    }
     /// Counts a failed attempt at a page; returns the attempts so far.
     fn page_failed(
         &self,

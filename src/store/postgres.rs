@@ -174,7 +174,17 @@ impl Conn {
             Some(c) => Ok(c),
             slot => {
                 let mut c = self.config.connect(NoTls)?;
-                c.execute("SELECT pg_advisory_lock_shared($1)", &[&self.alive])?;
+                // Bounded waits (a stuck lock or query fails the call, it
+                // does not hang the daemon), and READ COMMITTED whatever the
+                // server's default: `add_story` must see rows committed
+                // while it waited for its lock.
+                c.batch_execute(&format!(
+                    "SET statement_timeout = '60s'; SET lock_timeout = '60s';
+                     SET idle_in_transaction_session_timeout = '10min';
+                     SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;
+                     SELECT pg_advisory_lock_shared({})",
+                    self.alive
+                ))?;
                 self.trips.fetch_add(2, Ordering::Relaxed);
                 Ok(slot.insert(c))
             }
@@ -220,12 +230,14 @@ impl Conn {
         self.client()?.batch_execute(sql)
     }
 
-    /// Runs `f` in a transaction: committed if it returns Ok, else rolled back.
+    /// Runs `f` in a transaction: committed if it returns Ok, else rolled
+    /// back. `begin` is sent with BEGIN in one round trip (a lock, say).
     fn transaction<T>(
         &mut self,
+        begin: &str,
         f: impl FnOnce(&mut Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, postgres::Error> {
-        self.batch("BEGIN")?;
+        self.batch(&format!("BEGIN; {begin}"))?;
         match f(self) {
             Ok(v) => {
                 self.batch("COMMIT")?;
@@ -273,7 +285,9 @@ fn holder(cfg: &StateConfig) -> String {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "gleaner".into())
     });
-    format!("{name}/{}", std::process::id())
+    // The pid alone repeats (1 in every container): a random part makes a
+    // restarted process a new holder, never its dead predecessor.
+    format!("{name}/{}/{:08x}", std::process::id(), fastrand::u32(..))
 }
 
 /// A database error with the server's own words when there are some.
@@ -348,6 +362,8 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        // A server that vanished (no FIN) is noticed in about a minute.
+        config.keepalives_idle(Duration::from_secs(30));
         let trips = Arc::new(AtomicU64::new(0));
         let holder = holder(cfg);
         let alive = alive_key(&holder);
@@ -390,7 +406,13 @@ impl PgStore {
                         Ok(job) => job,
                         Err(_) => break,
                     };
-                    job(&mut conn);
+                    // A panicking job must not take the connection thread
+                    // with it (its caller sees the reply channel close).
+                    let run = std::panic::AssertUnwindSafe(|| job(&mut conn));
+                    if std::panic::catch_unwind(run).is_err() {
+                        conn.client = None;
+                        conn.statements.clear();
+                    }
                 })
                 .map_err(|e| fail(format!("cannot start a database thread: {e}")))?;
             workers.push(handle);
@@ -521,7 +543,17 @@ impl Inner {
         if !sent {
             return Err(fail("the store is closed".into()));
         }
-        rx.recv()
+        // A round trip takes a tokio worker for a while: let the runtime
+        // move its other tasks to a new worker meanwhile, or two cores'
+        // workers would wait on the database in turn.
+        let wait = || rx.recv();
+        let answer = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
+        answer
             .map_err(|_| fail("database thread stopped".into()))?
             .map_err(fail)
     }
@@ -736,6 +768,28 @@ impl StateStore for PgStore {
         })
     }
 
+    fn stories_by_keys(&self, keys: &[u64]) -> Result<HashMap<u64, StoryRef>, StoreError> {
+        let keys: Vec<i64> = keys.iter().map(|x| k(*x)).collect();
+        self.inner.call(move |c| {
+            Ok(c.query(
+                "SELECT k.key, s.id, s.stem FROM keys k JOIN stories s ON s.id = k.story
+                 WHERE k.key = ANY($1)",
+                &[&keys],
+            )?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0) as u64,
+                    StoryRef {
+                        id: r.get(1),
+                        stem: r.get(2),
+                    },
+                )
+            })
+            .collect())
+        })
+    }
+
     fn add_keys(&self, story: i64, keys: &[u64]) -> Result<(), StoreError> {
         let keys: Vec<i64> = keys.iter().map(|x| k(*x)).collect();
         self.inner.call(move |c| {
@@ -760,8 +814,7 @@ impl StateStore for PgStore {
         let holder = self.inner.holder.clone();
         // The new signature reaches the near index at the next refresh.
         self.inner.call(move |c| {
-            c.transaction(|c| {
-                c.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_NS])?;
+            c.transaction(&format!("SELECT pg_advisory_xact_lock({LOCK_NS}, 0)"), |c| {
                 if let Some(r) = c.query_opt(
                     "SELECT s.id, s.stem FROM keys k JOIN stories s ON s.id = k.story
                      WHERE k.key = ANY($1) ORDER BY s.id LIMIT 1",
@@ -813,7 +866,7 @@ impl StateStore for PgStore {
 
     fn remove_story(&self, story: i64) -> Result<(), StoreError> {
         self.inner.call(move |c| {
-            c.transaction(|c| {
+            c.transaction("", |c| {
                 c.execute("DELETE FROM keys WHERE story = $1", &[&story])?;
                 c.execute("DELETE FROM signatures WHERE story = $1", &[&story])?;
                 c.execute("DELETE FROM stories WHERE id = $1", &[&story])?;
@@ -845,7 +898,7 @@ impl StateStore for PgStore {
 
     fn prune(&self, near_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Pruned, StoreError> {
         let (start, pruned) = self.inner.call(move |c| {
-            c.transaction(|c| {
+            c.transaction("", |c| {
                 let start: i64 = c
                     .query_opt(
                         "SELECT id FROM stories
@@ -874,7 +927,9 @@ impl StateStore for PgStore {
                 Ok((start, Pruned { signatures, blocks }))
             })
         })?;
-        if pruned.signatures > 0 {
+        // Other instances prune too: drop what fell out of the window here
+        // whoever deleted the rows.
+        if start != i64::MAX {
             let mut near = self.inner.near.lock().unwrap_or_else(|e| e.into_inner());
             near.index
                 .retain_from(u32::try_from(start).unwrap_or(u32::MAX));
@@ -885,19 +940,24 @@ impl StateStore for PgStore {
     fn block_counts(&self, host: u64, blocks: &[u64]) -> Result<(u32, Vec<u32>), StoreError> {
         let keys: Vec<i64> = blocks.iter().map(|b| k(*b)).collect();
         self.inner.call(move |c| {
-            let stories = c
-                .query_opt("SELECT stories FROM sites WHERE host = $1", &[&k(host)])?
-                .map_or(0, |r| r.get::<_, i32>(0).max(0) as u32);
+            // One round trip: the site's row, joined to its known blocks.
+            let rows = c.query(
+                "SELECT s.stories, b.block, b.stories FROM sites s
+                 LEFT JOIN blocks b ON b.host = s.host AND b.block = ANY($2)
+                 WHERE s.host = $1",
+                &[&k(host), &keys],
+            )?;
+            let stories = rows.first().map_or(0, |r| r.get::<_, i32>(0).max(0) as u32);
             if stories == 0 {
                 return Ok((0, vec![0; keys.len()]));
             }
-            let found: HashMap<i64, u32> = c
-                .query(
-                    "SELECT block, stories FROM blocks WHERE host = $1 AND block = ANY($2)",
-                    &[&k(host), &keys],
-                )?
+            let found: HashMap<i64, u32> = rows
                 .iter()
-                .map(|r| (r.get(0), r.get::<_, i32>(1).max(0) as u32))
+                .filter_map(|r| {
+                    let block: Option<i64> = r.get(1);
+                    let n: Option<i32> = r.get(2);
+                    Some((block?, n?.max(0) as u32))
+                })
                 .collect();
             Ok((
                 stories,
@@ -924,29 +984,21 @@ impl StateStore for PgStore {
         blocks.sort_unstable();
         blocks.dedup();
         let stem = stem.to_string();
+        // One statement, so one round trip and atomic all the same.
         self.inner.call(move |c| {
-            c.transaction(|c| {
-                c.execute("DELETE FROM pending WHERE stem = $1", &[&stem])?;
-                if sites.is_empty() {
-                    return Ok(());
-                }
-                c.execute(
-                    "INSERT INTO sites (host, stories) SELECT unnest($1::bigint[]), 1
-                     ON CONFLICT (host) DO UPDATE SET stories = sites.stories + 1",
-                    &[&sites],
-                )?;
-                if !blocks.is_empty() {
-                    c.execute(
-                        "INSERT INTO blocks (host, block, stories, last_seen)
-                         SELECT h, b, 1, $3 FROM unnest($1::bigint[]) h, unnest($2::bigint[]) b
-                         ORDER BY h, b
-                         ON CONFLICT (host, block) DO UPDATE
-                           SET stories = blocks.stories + 1, last_seen = excluded.last_seen",
-                        &[&sites, &blocks, &now.timestamp()],
-                    )?;
-                }
-                Ok(())
-            })
+            c.execute(
+                "WITH p AS (DELETE FROM pending WHERE stem = $1),
+                 s AS (INSERT INTO sites (host, stories) SELECT unnest($2::bigint[]), 1
+                       ON CONFLICT (host) DO UPDATE SET stories = sites.stories + 1),
+                 b AS (INSERT INTO blocks (host, block, stories, last_seen)
+                       SELECT h, x, 1, $4 FROM unnest($2::bigint[]) h, unnest($3::bigint[]) x
+                       ORDER BY h, x
+                       ON CONFLICT (host, block) DO UPDATE
+                         SET stories = blocks.stories + 1, last_seen = excluded.last_seen)
+                 SELECT 1",
+                &[&stem, &sites, &blocks, &now.timestamp()],
+            )
+            .map(|_| ())
         })
     }
 
@@ -959,14 +1011,17 @@ impl StateStore for PgStore {
     }
 
     /// Writes left pending by processes that are gone (their liveness lock
-    /// is free): this process's own are in flight, never returned.
+    /// is free) and begun more than a lease ago: a live process whose
+    /// connections are only reconnecting must not lose a write in flight.
+    /// This process's own are in flight, never returned.
     fn pending_writes(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let holder = self.inner.holder.clone();
+        let stale = (Utc::now() - self.inner.lease).timestamp();
         self.inner.call(move |c| {
             let others: Vec<String> = c
                 .query(
-                    "SELECT DISTINCT holder FROM pending WHERE holder <> $1",
-                    &[&holder],
+                    "SELECT DISTINCT holder FROM pending WHERE holder <> $1 AND started < $2",
+                    &[&holder, &stale],
                 )?
                 .iter()
                 .map(|r| r.get(0))
@@ -987,8 +1042,8 @@ impl StateStore for PgStore {
                 return Ok(Vec::new());
             }
             Ok(c.query(
-                "SELECT stem, key FROM pending WHERE holder = ANY($1) ORDER BY stem",
-                &[&dead],
+                "SELECT stem, key FROM pending WHERE holder = ANY($1) AND started < $2 ORDER BY stem",
+                &[&dead, &stale],
             )?
             .iter()
             .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
@@ -1033,6 +1088,23 @@ impl StateStore for PgStore {
                 &[&k(key)],
             )?
             .map(|r| page_failure_row(&r)))
+        })
+    }
+
+    fn page_failures(&self, keys: &[u64]) -> Result<HashMap<u64, PageFailure>, StoreError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys: Vec<i64> = keys.iter().map(|x| k(*x)).collect();
+        self.inner.call(move |c| {
+            Ok(c.query(
+                "SELECT feed, url, attempts, last_error, last_at, given_up, key
+                 FROM page_failures WHERE key = ANY($1)",
+                &[&keys],
+            )?
+            .iter()
+            .map(|r| (r.get::<_, i64>(6) as u64, page_failure_row(r)))
+            .collect())
         })
     }
 
@@ -1173,10 +1245,10 @@ impl StateStore for PgStore {
         // Wrapping is fine: two stories sharing a lock only wait for each other.
         let key = story as i32;
         self.inner.call(move |c| {
-            c.transaction(|c| {
-                c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&STORY_NS, &key])?;
-                Ok(f())
-            })
+            c.transaction(
+                &format!("SELECT pg_advisory_xact_lock({STORY_NS}, {key})"),
+                |_| Ok(f()),
+            )
         })
     }
 
