@@ -98,6 +98,10 @@ pub struct Context {
     recovered_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
+/// Tenths of a second a copy waits for another instance's first copy to
+/// appear on disk.
+const SHARED_WRITE_WAITS: usize = 30;
+
 /// How often a long-running daemon prunes the store.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -771,10 +775,26 @@ fn learned_boilerplate(ctx: &Context, pages: &mut [Extracted]) -> Result<(), Sto
             }
         }
     }
+    // What the store learned, per site of the batch: one look-up each.
+    let mut learned: HashMap<u64, (u32, HashMap<u64, u32>)> = HashMap::new();
+    for site in site_groups.keys() {
+        let mut blocks: Vec<u64> = (0..pages.len())
+            .filter(|i| sites[*i].contains(site))
+            .flat_map(|i| keys[i].iter().copied())
+            .collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        let (stories, counts) = ctx.store.block_counts(*site, &blocks)?;
+        learned.insert(*site, (stories, blocks.into_iter().zip(counts).collect()));
+    }
     for (i, page) in pages.iter_mut().enumerate() {
         let mut boiler: Vec<u64> = Vec::new();
         for site in &sites[i] {
-            let (stored_stories, stored) = ctx.store.block_counts(*site, &keys[i])?;
+            let (stored_stories, known) = &learned[site];
+            let stored_stories = *stored_stories;
+            let stored = keys[i]
+                .iter()
+                .map(|k| known.get(k).copied().unwrap_or_default());
             let others_in_batch = site_groups
                 .get(site)
                 .map_or(0, |g| g.iter().filter(|&&x| x != group[i]).count());
@@ -822,6 +842,17 @@ async fn record_duplicate(
     };
     let lock = ctx.story_lock(story);
     let _g = lock.lock().await;
+    if ctx.store.is_shared() {
+        // The first copy may be another instance's, its files still being
+        // written: give them a moment rather than fail the item.
+        let json = ctx.config.output_dir.join(stem).with_extension("json");
+        for _ in 0..SHARED_WRITE_WAITS {
+            if json.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
     let (out_dir, stem_path) = (ctx.config.output_dir.clone(), PathBuf::from(stem));
     let r = ctx
         .store
@@ -1020,21 +1051,12 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
             let text = output::render_text(&title, &body);
             let out_dir = ctx.config.output_dir.clone();
             let stem2 = stem.clone();
-            let store = ctx.store.clone();
-            // Under the story's lock: another instance that found a copy
-            // meanwhile waits for these files before listing it.
             let written = tokio::task::spawn_blocking(move || {
-                let write = move || {
-                    output::write_story(&out_dir, &stem2, &text, &meta).map_err(|e| e.to_string())
-                };
-                store
-                    .with_story_lock(story, Box::new(write))
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r)
+                output::write_story(&out_dir, &stem2, &text, &meta)
             })
             .await
             .map_err(|e| e.to_string())
-            .and_then(|r| r);
+            .and_then(|r| r.map_err(|e| e.to_string()));
             match written {
                 Ok(()) => {
                     let (sites, blocks) = if ctx.config.extract.learn_min_stories > 0 {

@@ -558,22 +558,32 @@ impl Inner {
             .map_err(fail)
     }
 
-    /// Loads signatures added since the last look into the near index.
-    fn refresh_near(&self, c: &mut Conn) -> Result<(), postgres::Error> {
-        let loaded = self.near.lock().unwrap_or_else(|e| e.into_inner()).loaded;
-        let rows = c.query(
-            "SELECT story, sig FROM signatures WHERE story > $1 ORDER BY story",
-            &[&loaded],
-        )?;
+    /// The highest story id in the near index.
+    fn loaded(&self) -> i64 {
+        self.near.lock().unwrap_or_else(|e| e.into_inner()).loaded
+    }
+
+    /// Adds `(story, sig)` rows newer than the index to it.
+    fn load_signatures<'r>(&self, rows: impl Iterator<Item = (i64, &'r [u8])>) {
         let mut near = self.near.lock().unwrap_or_else(|e| e.into_inner());
-        for r in rows {
-            let id: i64 = r.get(0);
-            let bytes: &[u8] = r.get(1);
+        for (id, bytes) in rows {
+            if id <= near.loaded {
+                continue;
+            }
             if let (Ok(id32), Some(sig)) = (u32::try_from(id), Signature::from_bytes(bytes)) {
                 near.index.insert(id32, &sig);
             }
-            near.loaded = near.loaded.max(id);
+            near.loaded = id;
         }
+    }
+
+    /// Loads signatures added since the last look into the near index.
+    fn refresh_near(&self, c: &mut Conn) -> Result<(), postgres::Error> {
+        let rows = c.query(
+            "SELECT story, sig FROM signatures WHERE story > $1 ORDER BY story",
+            &[&self.loaded()],
+        )?;
+        self.load_signatures(rows.iter().map(|r| (r.get(0), r.get(1))));
         Ok(())
     }
 
@@ -585,6 +595,16 @@ impl Inner {
         since: DateTime<Utc>,
     ) -> Result<Vec<(StoryRef, Signature)>, postgres::Error> {
         self.refresh_near(c)?;
+        self.near_matches(c, sig, since)
+    }
+
+    /// `near_candidates` on the index as it is.
+    fn near_matches(
+        &self,
+        c: &mut Conn,
+        sig: &Signature,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(StoryRef, Signature)>, postgres::Error> {
         let ids: Vec<i64> = self
             .near
             .lock()
@@ -815,23 +835,31 @@ impl StateStore for PgStore {
         // The new signature reaches the near index at the next refresh.
         self.inner.call(move |c| {
             c.transaction(&format!("SELECT pg_advisory_xact_lock({LOCK_NS}, 0)"), |c| {
-                if let Some(r) = c.query_opt(
-                    "SELECT s.id, s.stem FROM keys k JOIN stories s ON s.id = k.story
-                     WHERE k.key = ANY($1) ORDER BY s.id LIMIT 1",
-                    &[&ids],
-                )? {
+                // One round trip: a story the keys name, else the
+                // signatures the near index has not seen yet.
+                let want_sigs = sig.is_some() && near.is_some();
+                let rows = c.query(
+                    "(SELECT 0 AS kind, s.id, s.stem, NULL::bytea AS sig FROM keys k
+                      JOIN stories s ON s.id = k.story WHERE k.key = ANY($1) ORDER BY s.id LIMIT 1)
+                     UNION ALL
+                     (SELECT 1, story, NULL, sig FROM signatures WHERE $3 AND story > $2
+                      ORDER BY story)",
+                    &[&ids, &inner.loaded(), &want_sigs],
+                )?;
+                if let Some(r) = rows.iter().find(|r| r.get::<_, i32>(0) == 0) {
                     return Ok(Claim::Taken {
                         story: StoryRef {
-                            id: r.get(0),
-                            stem: r.get(1),
+                            id: r.get(1),
+                            stem: r.get(2),
                         },
                         by: "url",
                         similarity: None,
                     });
                 }
+                inner.load_signatures(rows.iter().map(|r| (r.get(1), r.get(3))));
                 if let (Some(sig), Some(near)) = (&sig, near) {
                     let best = inner
-                        .near_candidates(c, sig, near.since)?
+                        .near_matches(c, sig, near.since)?
                         .into_iter()
                         .filter_map(|(s, other)| {
                             sig.same_story(&other, near.threshold).map(|sim| (sim, s))
