@@ -17,7 +17,8 @@
 # A throwaway PostgreSQL (initdb into WORK, 127.0.0.1:PGPORT, fsync on as in
 # production) serves the runs and is stopped at the end.
 # Environment: PORT (8088), PGPORT (55440), WORK (/tmp/gleaner-instances),
-# FARM (../shared/bench/feedfarm), COUNTS ("1 2 4").
+# FARM (../shared/bench/feedfarm), COUNTS ("1 2 4"), CONNECTIONS ([state]
+# connections per instance; default: gleaner's), EMBEDDED (1: run it too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SITE=$(cd "${1:?usage: bench/instances.sh SITE [BIN]}" && pwd)
@@ -27,6 +28,8 @@ PGPORT=${PGPORT:-55440}
 WORK=${WORK:-/tmp/gleaner-instances}
 FARM=${FARM:-../shared/bench/feedfarm}
 COUNTS=${COUNTS:-"1 2 4"}
+CONNECTIONS=${CONNECTIONS:-}
+EMBEDDED=${EMBEDDED:-1}
 
 [ -x "$BIN" ] || cargo build --release --quiet --bin gleaner
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
@@ -105,12 +108,14 @@ feeds_toml=$SITE/feeds.toml
 echo "# $(date -u +%FT%TZ) $(nproc) cores, farm $SITE ($(grep -c '^\[\[feed\]\]' "$feeds_toml") feeds), $BIN"
 
 # The embedded store: the reference.
-w=$WORK/embedded
-mkdir -p "$w"
-{ printf 'output_dir = "%s/out"\nstate_dir = "%s/state"\n\n' "$w" "$w"; cat "$feeds_toml"; } >"$w/gleaner.toml"
-run "embedded cold" 1 "$w/gleaner.toml" "$w/out"
-run "embedded warm" 1 "$w/gleaner.toml" "$w/out"
-score "$w/out"
+if [ "$EMBEDDED" = 1 ]; then
+    w=$WORK/embedded
+    mkdir -p "$w"
+    { printf 'output_dir = "%s/out"\nstate_dir = "%s/state"\n\n' "$w" "$w"; cat "$feeds_toml"; } >"$w/gleaner.toml"
+    run "embedded cold" 1 "$w/gleaner.toml" "$w/out"
+    run "embedded warm" 1 "$w/gleaner.toml" "$w/out"
+    score "$w/out"
+fi
 
 for n in $COUNTS; do
     db=farm$n
@@ -121,6 +126,7 @@ for n in $COUNTS; do
         printf 'output_dir = "%s/out"\nstate_dir = "%s/state"\n\n' "$w" "$w"
         printf '[state]\nbackend = "postgres"\nurl = "postgres://gleaner@127.0.0.1:%s/%s"\npassword_file = "%s"\n\n' \
             "$PGPORT" "$db" "$WORK/pgpass"
+        [ -n "$CONNECTIONS" ] && printf 'connections = %s\n\n' "$CONNECTIONS"
         cat "$feeds_toml"
     } >"$w/gleaner.toml"
     run "postgres x$n cold" "$n" "$w/gleaner.toml" "$w/out"

@@ -931,10 +931,16 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
     let stem_str = stem.to_string_lossy().to_string();
 
     let decision: Result<Decision, StoreError> = async {
-        let _g = ctx.decide.lock().await;
-        // A shared store looks again inside `add_story`, atomically with
-        // the insert; looking here first would only double the round trips.
+        // A shared store decides inside `add_story`, atomically with the
+        // insert and for every process: looking here first would only double
+        // the round trips, and this lock would queue every story of the
+        // pass behind one database transaction at a time.
         let look = !ctx.store.is_shared();
+        let _g = if look {
+            Some(ctx.decide.lock().await)
+        } else {
+            None
+        };
         for (key, by) in [(Some(cand.url_key), "url"), (page_key, "url")] {
             let key = key.filter(|_| look);
             if let Some(story) = key
