@@ -380,10 +380,10 @@ impl NearIndex {
         if (self.used + BANDS) * 5 > self.slots.len() * 4 {
             self.grow();
         }
+        let n = self.slots.len();
         for key in sig.band_keys() {
             let slot = u64::from(key) << 32 | u64::from(id);
-            let mask = self.slots.len() - 1;
-            let mut i = Self::home(key, mask);
+            let mut i = Self::home(key, n);
             loop {
                 match self.slots[i] {
                     0 => {
@@ -392,7 +392,7 @@ impl NearIndex {
                         break;
                     }
                     s if s == slot => break,
-                    _ => i = (i + 1) & mask,
+                    _ => i = Self::next(i, n),
                 }
             }
         }
@@ -401,17 +401,17 @@ impl NearIndex {
     /// Ids of the stories sharing at least one band with `sig`, each once.
     pub fn candidates(&self, sig: &Signature) -> Vec<u32> {
         let mut out = Vec::new();
-        if self.slots.is_empty() {
+        let n = self.slots.len();
+        if n == 0 {
             return out;
         }
-        let mask = self.slots.len() - 1;
         for key in sig.band_keys() {
-            let mut i = Self::home(key, mask);
+            let mut i = Self::home(key, n);
             while self.slots[i] != 0 {
                 if (self.slots[i] >> 32) as u32 == key {
                     out.push(self.slots[i] as u32);
                 }
-                i = (i + 1) & mask;
+                i = Self::next(i, n);
             }
         }
         out.sort_unstable();
@@ -434,14 +434,14 @@ impl NearIndex {
         let Some(start) = self.slots.iter().position(|s| *s == 0) else {
             return;
         };
-        let mask = n - 1;
-        for k in 1..=n {
-            let i = (start + k) & mask;
+        let mut i = start;
+        for _ in 0..n {
+            i = Self::next(i, n);
             let slot = std::mem::take(&mut self.slots[i]);
             if slot != 0 {
-                let mut j = Self::home((slot >> 32) as u32, mask);
+                let mut j = Self::home((slot >> 32) as u32, n);
                 while self.slots[j] != 0 {
-                    j = (j + 1) & mask;
+                    j = Self::next(j, n);
                 }
                 self.slots[j] = slot;
             }
@@ -462,19 +462,32 @@ impl NearIndex {
         self.slots.capacity() * std::mem::size_of::<u64>()
     }
 
-    fn home(key: u32, mask: usize) -> usize {
-        // Band keys are hashes already; spread them over the whole table.
-        (u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask
+    /// Any table size, not only powers of two (a window just over a power
+    /// of two would leave the table 60% empty): the hash, spread over the
+    /// table by a multiply-shift range reduction.
+    fn home(key: u32, n: usize) -> usize {
+        let h = u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((u128::from(h) * n as u128) >> 64) as usize
     }
 
+    fn next(i: usize, n: usize) -> usize {
+        if i + 1 == n {
+            0
+        } else {
+            i + 1
+        }
+    }
+
+    /// A quarter larger at a time: the table settles between 64% and 80%
+    /// full, rebuilt in O(n) at each step.
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.slots);
-        self.slots = vec![0; (old.len() * 2).max(1024)];
-        let mask = self.slots.len() - 1;
+        let n = (old.len() + old.len() / 4).max(1024);
+        self.slots = vec![0; n];
         for slot in old.into_iter().filter(|s| *s != 0) {
-            let mut i = Self::home((slot >> 32) as u32, mask);
+            let mut i = Self::home((slot >> 32) as u32, n);
             while self.slots[i] != 0 {
-                i = (i + 1) & mask;
+                i = Self::next(i, n);
             }
             self.slots[i] = slot;
         }
