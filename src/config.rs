@@ -177,7 +177,14 @@ pub struct StateConfig {
     /// config file; else `GLEANER_PG_PASSWORD`; else the URL's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
-    /// This instance's name in feed leases (default: host name and pid).
+    /// PEM file of the certificate authorities to trust for the database's
+    /// TLS certificate (relative to the config file); default: the
+    /// system's. TLS is used when the server offers it (`sslmode=prefer`),
+    /// or required with `?sslmode=require` in `url`; the certificate and
+    /// host name are always verified when it is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// This instance's name in feed leases (default: host name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
     /// How long a feed poll is leased to one instance: an instance that
@@ -194,6 +201,7 @@ impl Default for StateConfig {
             backend: Backend::Embedded,
             url: None,
             password_file: None,
+            ca_file: None,
             instance: None,
             lease: Duration::from_secs(600),
             connections: 4,
@@ -590,6 +598,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         daemon: raw.daemon,
         state: StateConfig {
             password_file: raw.state.password_file.as_deref().map(resolve),
+            ca_file: raw.state.ca_file.as_deref().map(resolve),
             ..raw.state
         },
         feeds,

@@ -515,3 +515,133 @@ fn a_bad_password_is_a_clear_error() {
     );
     drop(pg);
 }
+
+/// `openssl` with `args` in `dir`; panics with its stderr on failure.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// TLS to the database: used and verified against `ca_file`; a server
+/// certificate nobody vouches for is refused.
+#[test]
+fn tls_to_the_database_is_verified() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("SKIPPED: no openssl command to make test certificates");
+        return;
+    }
+    let Some((pg, url)) = database("tls") else {
+        return;
+    };
+    // A private CA and a server certificate for 127.0.0.1 signed by it.
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=gleaner test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ],
+    );
+    // The server reads them from its data directory, as its own user.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let owner = std::fs::metadata(pg.data_dir()).unwrap();
+    for f in ["server.crt", "server.key"] {
+        let to = pg.data_dir().join(f);
+        std::fs::copy(dir.join(f), &to).unwrap();
+        std::os::unix::fs::chown(&to, Some(owner.uid()), Some(owner.gid())).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    pg.psql(
+        "postgres",
+        "ALTER SYSTEM SET ssl = on; SELECT pg_reload_conf();",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+
+    let open = |ca: Option<&std::path::Path>| {
+        PgStore::open(&StateConfig {
+            backend: Backend::Postgres,
+            url: Some(format!(
+                "{}?sslmode=require",
+                url.replace("gleaner@", &format!("gleaner:{}@", pg.password()))
+            )),
+            ca_file: ca.map(|p| p.to_path_buf()),
+            instance: Some("tls".into()),
+            ..StateConfig::default()
+        })
+    };
+    let store = open(Some(&dir.join("ca.pem"))).unwrap_or_else(|e| panic!("{e}\n{}", pg.log()));
+    assert!(store.all_feeds().unwrap().is_empty());
+    let encrypted = count(
+        &pg,
+        "tls",
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE s.ssl AND a.application_name = 'gleaner'",
+    );
+    assert!(encrypted >= 1, "gleaner's connection is not encrypted");
+    drop(store);
+    // The system's authorities do not know this CA: refused, not downgraded.
+    let e = open(None)
+        .err()
+        .expect("an unknown CA must be refused")
+        .to_string();
+    assert!(
+        e.contains("certificate") || e.contains("Certificate"),
+        "{e}"
+    );
+}

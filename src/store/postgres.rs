@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, Statement};
+use postgres::{Client, Row, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     Claim, FeedMove, FeedState, Lease, NewStory, PageFailure, Pruned, StateStore, StoreError,
@@ -143,6 +144,7 @@ struct Near {
 /// One connection, on its own thread.
 struct Conn {
     config: postgres::Config,
+    tls: MakeRustlsConnect,
     client: Option<Client>,
     statements: HashMap<&'static str, Statement>,
     trips: Arc<AtomicU64>,
@@ -173,7 +175,7 @@ impl Conn {
         match &mut self.client {
             Some(c) => Ok(c),
             slot => {
-                let mut c = self.config.connect(NoTls)?;
+                let mut c = self.config.connect(self.tls.clone())?;
                 // Bounded waits (a stuck lock or query fails the call, it
                 // does not hang the daemon), and READ COMMITTED whatever the
                 // server's default: `add_story` must see rows committed
@@ -275,6 +277,35 @@ fn password(cfg: &StateConfig) -> Result<Option<String>, String> {
     Ok(std::env::var("GLEANER_PG_PASSWORD").ok())
 }
 
+/// The TLS connector: rustls with the system's certificate authorities,
+/// or those of `[state] ca_file`.
+fn tls(cfg: &StateConfig) -> Result<MakeRustlsConnect, String> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match &cfg.ca_file {
+        Some(path) => {
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!("ca_file {}: no certificate in it", path.display()));
+            }
+        }
+        None => {
+            // Unreadable system certificates only matter if TLS is used.
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
 /// This process's name in leases: the configured instance name (else the
 /// host name) and the process id, so two instances never share a lease.
 fn holder(cfg: &StateConfig) -> String {
@@ -367,8 +398,10 @@ impl PgStore {
         let trips = Arc::new(AtomicU64::new(0));
         let holder = holder(cfg);
         let alive = alive_key(&holder);
+        let tls = tls(cfg).map_err(&fail)?;
         let mut first = Conn {
             config: config.clone(),
+            tls: tls.clone(),
             client: None,
             statements: HashMap::new(),
             trips: trips.clone(),
@@ -390,6 +423,7 @@ impl PgStore {
         for _ in 1..cfg.connections.max(1) {
             conns.push(Conn {
                 config: config.clone(),
+                tls: tls.clone(),
                 client: None,
                 statements: HashMap::new(),
                 trips: trips.clone(),
