@@ -73,6 +73,20 @@ type FeedRow = (
 
 type PageRow = (i64, String, String, i32, String, i64, bool);
 
+/// Runs `f` on each row of `sql`.
+fn each(
+    c: &rusqlite::Connection,
+    sql: &str,
+    mut f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    let mut st = c.prepare(sql)?;
+    let mut q = st.query([])?;
+    while let Some(r) = q.next()? {
+        f(r)?;
+    }
+    Ok(())
+}
+
 fn read_all(c: &mut rusqlite::Connection) -> rusqlite::Result<Rows> {
     let mut st = c.prepare(
         "SELECT name, etag, last_modified, last_success, last_error, last_error_at, failures,
@@ -111,45 +125,47 @@ fn read_all(c: &mut rusqlite::Connection) -> rusqlite::Result<Rows> {
         pending: Default::default(),
         pages: Vec::new(),
     };
-    let mut st = c.prepare("SELECT id, stem, created FROM stories ORDER BY id")?;
-    let mut q = st.query([])?;
-    while let Some(r) = q.next()? {
-        rows.stories.0.push(r.get(0)?);
-        rows.stories.1.push(r.get(1)?);
-        rows.stories.2.push(r.get(2)?);
-    }
-    let mut st = c.prepare("SELECT key, story FROM keys")?;
-    let mut q = st.query([])?;
-    while let Some(r) = q.next()? {
+    each(
+        c,
+        "SELECT id, stem, created FROM stories ORDER BY id",
+        |r| {
+            rows.stories.0.push(r.get(0)?);
+            rows.stories.1.push(r.get(1)?);
+            rows.stories.2.push(r.get(2)?);
+            Ok(())
+        },
+    )?;
+    each(c, "SELECT key, story FROM keys", |r| {
         rows.keys.0.push(r.get(0)?);
         rows.keys.1.push(r.get(1)?);
-    }
-    let mut st = c.prepare("SELECT story, sig FROM signatures ORDER BY story")?;
-    let mut q = st.query([])?;
-    while let Some(r) = q.next()? {
+        Ok(())
+    })?;
+    each(c, "SELECT story, sig FROM signatures ORDER BY story", |r| {
         rows.signatures.0.push(r.get(0)?);
         rows.signatures.1.push(r.get(1)?);
-    }
-    let mut st = c.prepare("SELECT host, block, stories, last_seen FROM blocks")?;
-    let mut q = st.query([])?;
-    while let Some(r) = q.next()? {
-        rows.blocks.0.push(r.get(0)?);
-        rows.blocks.1.push(r.get(1)?);
-        rows.blocks.2.push(r.get(2)?);
-        rows.blocks.3.push(r.get(3)?);
-    }
-    let mut st = c.prepare("SELECT host, stories FROM sites")?;
-    let mut q = st.query([])?;
-    while let Some(r) = q.next()? {
+        Ok(())
+    })?;
+    each(
+        c,
+        "SELECT host, block, stories, last_seen FROM blocks",
+        |r| {
+            rows.blocks.0.push(r.get(0)?);
+            rows.blocks.1.push(r.get(1)?);
+            rows.blocks.2.push(r.get(2)?);
+            rows.blocks.3.push(r.get(3)?);
+            Ok(())
+        },
+    )?;
+    each(c, "SELECT host, stories FROM sites", |r| {
         rows.sites.0.push(r.get(0)?);
         rows.sites.1.push(r.get(1)?);
-    }
-    let mut st = c.prepare("SELECT stem, key FROM pending")?;
-    let mut q = st.query([])?;
-    while let Some(r) = q.next()? {
+        Ok(())
+    })?;
+    each(c, "SELECT stem, key FROM pending", |r| {
         rows.pending.0.push(r.get(0)?);
         rows.pending.1.push(r.get(1)?);
-    }
+        Ok(())
+    })?;
     let mut st = c.prepare(
         "SELECT key, feed, url, attempts, last_error, last_at, given_up FROM page_failures",
     )?;

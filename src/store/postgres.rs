@@ -399,7 +399,7 @@ impl PgStore {
         let holder = holder(cfg);
         let alive = alive_key(&holder);
         let tls = tls(cfg).map_err(&fail)?;
-        let mut first = Conn {
+        let new_conn = || Conn {
             config: config.clone(),
             tls: tls.clone(),
             client: None,
@@ -407,6 +407,7 @@ impl PgStore {
             trips: trips.clone(),
             alive,
         };
+        let mut first = new_conn();
         migrate(&mut first).map_err(|e| match e {
             Migration::Db(e) => fail(describe(&e)),
             Migration::TooNew(found) => StoreError::TooNew {
@@ -419,18 +420,8 @@ impl PgStore {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let mut workers = Vec::new();
-        let mut conns = vec![first];
-        for _ in 1..cfg.connections.max(1) {
-            conns.push(Conn {
-                config: config.clone(),
-                tls: tls.clone(),
-                client: None,
-                statements: HashMap::new(),
-                trips: trips.clone(),
-                alive,
-            });
-        }
-        for (i, mut conn) in conns.into_iter().enumerate() {
+        let conns = std::iter::once(first).chain((1..cfg.connections.max(1)).map(|_| new_conn()));
+        for (i, mut conn) in conns.enumerate() {
             let rx = rx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("gleaner-pg-{i}"))
