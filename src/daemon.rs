@@ -411,7 +411,7 @@ impl Daemon {
             let span = info_span!("feed", feed = %feed.name, url = %feed.url);
             let handle = self.running.spawn(
                 async move {
-                    let report = pipeline::poll_feed(&ctx, &feed).await;
+                    let report = pipeline::poll_leased(&ctx, &feed).await;
                     (feed.name, report)
                 }
                 .instrument(span),

@@ -259,7 +259,7 @@ pub async fn run_pass(
                     }
                 }
             }
-            let report = poll_feed(&ctx, &f).await;
+            let report = poll_leased(&ctx, &f).await;
             if let Err(e) = ctx.store.release_feed(&f.name, true, Utc::now()) {
                 warn!(error = %e, "cannot release the feed's lease");
             }
@@ -273,6 +273,30 @@ pub async fn run_pass(
     .await;
     reports.sort_by(|a, b| a.feed.cmp(&b.feed));
     reports
+}
+
+/// `poll_feed` under a lease already taken: on a shared store the lease is
+/// renewed every third of its term while the poll runs, so a long poll is
+/// not taken over by another instance halfway.
+pub async fn poll_leased(ctx: &Context, feed: &Feed) -> FeedReport {
+    if !ctx.store.is_shared() {
+        return poll_feed(ctx, feed).await;
+    }
+    let every = ctx.config.state.lease / 3;
+    let renew = async {
+        loop {
+            tokio::time::sleep(every).await;
+            match ctx.store.lease_feed(&feed.name, None, Utc::now()) {
+                Ok(Lease::Granted) => debug!("lease renewed"),
+                Ok(other) => warn!(lease = ?other, "lease lost to another instance mid-poll"),
+                Err(e) => warn!(error = %e, "cannot renew the feed's lease"),
+            }
+        }
+    };
+    tokio::select! {
+        report = poll_feed(ctx, feed) => report,
+        never = renew => never,
+    }
 }
 
 /// A candidate story: an item whose page is to be fetched.

@@ -645,3 +645,38 @@ fn tls_to_the_database_is_verified() {
         "{e}"
     );
 }
+
+/// A poll that outlasts its lease keeps it: the lease is renewed while the
+/// poll runs, so another instance does not poll the feed a second time.
+#[test]
+fn a_long_poll_keeps_its_lease() {
+    let Some((pg, url)) = database("renew") else {
+        return;
+    };
+    let server = TestServer::start();
+    let farm = farm(&server, 1, 1, Duration::from_secs(4));
+    let td = TestDir::new();
+    write_config(&td, &farm, &state_toml(&td, &pg, &url, "lease = \"2s\"\n"));
+    let mut a = spawn(&td, "fetch", "a");
+    let start = Instant::now();
+    while crate::crash::page_requests(&server) == 0 {
+        assert!(start.elapsed() < WAIT, "A never fetched the page");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Past the 2 s term: only a renewed lease still keeps B out.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut b = spawn(&td, "fetch", "b");
+    for (c, name) in [(&mut a, "a"), (&mut b, "b")] {
+        let st = wait(c, "gleaner fetch");
+        assert!(
+            st.success(),
+            "{name}: {st}\n{}",
+            read(&td, &format!("{name}.err"))
+        );
+    }
+    let b_out = read(&td, "b.out");
+    assert!(b_out.contains("polled by another instance"), "{b_out}");
+    let feed_path = &farm.feeds[0].1[server.url("").len()..];
+    assert_eq!(server.hits(feed_path), 1, "{}", server.log_summary());
+    assert_output(&td.out_dir(), &farm.stories);
+}
