@@ -485,7 +485,7 @@ fn status(path: &Path) -> anyhow::Result<ExitCode> {
     let cfg = load_config(path)?;
     if cfg.state.backend == Backend::Postgres {
         // The database is readable while instances run.
-        let store = PgStore::open(&cfg.state).map_err(|e| setup::store_error(&e, &cfg))?;
+        let store = PgStore::open_existing(&cfg.state).map_err(|e| setup::store_error(&e, &cfg))?;
         let rows = daemon::feed_status(&cfg.feeds, &store)?;
         let source = format!(
             "shared state store {}",

@@ -486,6 +486,28 @@ fn migrate_state_moves_an_embedded_store_to_postgres() {
     let twice = td.run(&args);
     assert_eq!(twice.code, Some(2), "{twice}");
     assert!(twice.combined().contains("already holds state"), "{twice}");
+
+    // `status` needs no more than reading: a role that may only SELECT.
+    pg.psql(
+        "moved",
+        "CREATE ROLE reader LOGIN PASSWORD 'read-only';
+         GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader;",
+    );
+    td.write_file("conf/pgpass", "read-only\n");
+    write_config(
+        &td,
+        &farm,
+        &format!(
+            "\n[state]\nbackend = \"postgres\"\nurl = {}\npassword_file = \"pgpass\"\n",
+            testdir::toml_str(&url.replace("gleaner@", "reader@"))
+        ),
+    );
+    let status = td.run(&["status", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(status.code, Some(0), "{status}");
+    for (name, _) in &farm.feeds {
+        assert!(status.stdout.contains(name.as_str()), "{status}");
+    }
+    assert!(status.stdout.contains("shared state store"), "{status}");
 }
 
 /// A wrong password is a clear start-up error (exit 2) that names the

@@ -379,6 +379,16 @@ impl PgStore {
     /// Connects (`[state] connections` connections), and creates or
     /// upgrades the schema.
     pub fn open(cfg: &StateConfig) -> Result<Self, StoreError> {
+        Self::connect(cfg, true)
+    }
+
+    /// Connects without creating or upgrading anything (`gleaner status`:
+    /// a read-only role will do); an older schema is `StoreError::Outdated`.
+    pub fn open_existing(cfg: &StateConfig) -> Result<Self, StoreError> {
+        Self::connect(cfg, false)
+    }
+
+    fn connect(cfg: &StateConfig, upgrade: bool) -> Result<Self, StoreError> {
         let raw = cfg.url.as_deref().unwrap_or_default();
         let url = crate::config::mask_password(raw);
         let fail = |message: String| StoreError::Postgres {
@@ -408,12 +418,26 @@ impl PgStore {
             alive,
         };
         let mut first = new_conn();
-        migrate(&mut first).map_err(|e| match e {
+        let checked = if upgrade {
+            migrate(&mut first)
+        } else {
+            schema_version(&mut first).and_then(|v| match v.cmp(&(MIGRATIONS.len() as i64)) {
+                std::cmp::Ordering::Less => Err(Migration::Outdated(v)),
+                std::cmp::Ordering::Greater => Err(Migration::TooNew(v)),
+                std::cmp::Ordering::Equal => Ok(()),
+            })
+        };
+        checked.map_err(|e| match e {
             Migration::Db(e) => fail(describe(&e)),
             Migration::TooNew(found) => StoreError::TooNew {
                 path: url.clone(),
                 found,
                 supported: MIGRATIONS.len() as i64,
+            },
+            Migration::Outdated(found) => StoreError::Outdated {
+                path: url.clone(),
+                found,
+                expected: MIGRATIONS.len() as i64,
             },
         })?;
 
@@ -491,6 +515,7 @@ impl Drop for PgStore {
 enum Migration {
     Db(postgres::Error),
     TooNew(i64),
+    Outdated(i64),
 }
 
 impl From<postgres::Error> for Migration {
@@ -499,26 +524,35 @@ impl From<postgres::Error> for Migration {
     }
 }
 
+/// The database's schema version (0: no gleaner tables yet).
+fn schema_version(c: &mut Conn) -> Result<i64, Migration> {
+    let exists: bool = c
+        .client()?
+        .query_one("SELECT to_regclass('gleaner_meta') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(c.client()?
+        .query_opt(
+            "SELECT value FROM gleaner_meta WHERE name = 'schema_version'",
+            &[],
+        )?
+        .map(|r| r.get(0))
+        .unwrap_or(0))
+}
+
 /// Brings the schema to the newest version, one migration per transaction,
 /// under a lock so instances starting together do not both apply one.
 fn migrate(c: &mut Conn) -> Result<(), Migration> {
     c.batch(&format!("SELECT pg_advisory_lock({LOCK_NS}, -1)"))?;
     let r = (|| {
-        let fresh: bool = c
-            .client()?
-            .query_one("SELECT to_regclass('gleaner_meta') IS NULL", &[])?
-            .get(0);
-        if fresh {
-            c.batch("CREATE TABLE gleaner_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)")?;
+        let version = schema_version(c)?;
+        if version == 0 {
+            c.batch(
+                "CREATE TABLE IF NOT EXISTS gleaner_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+            )?;
         }
-        let version: i64 = c
-            .client()?
-            .query_opt(
-                "SELECT value FROM gleaner_meta WHERE name = 'schema_version'",
-                &[],
-            )?
-            .map(|r| r.get(0))
-            .unwrap_or(0);
         if version > MIGRATIONS.len() as i64 {
             return Err(Migration::TooNew(version));
         }
