@@ -986,14 +986,8 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
                     .unwrap_or(chrono::Duration::days(7));
             let best = ctx
                 .store
-                .near_candidates(sig, since)?
-                .into_iter()
-                .filter_map(|(s, other)| {
-                    sig.same_story(&other, ctx.config.dedupe.threshold)
-                        .map(|sim| (sim, s))
-                })
-                .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.id.cmp(&a.1.id)));
-            if let Some((sim, story)) = best {
+                .near_best(sig, since, ctx.config.dedupe.threshold)?;
+            if let Some((story, sim)) = best {
                 return Ok(Decision::Duplicate {
                     story: story.id,
                     stem: story.stem,

@@ -197,6 +197,21 @@ pub trait StateStore: Send + Sync {
         sig: &Signature,
         since: DateTime<Utc>,
     ) -> Result<Vec<(StoryRef, Signature)>, StoreError>;
+    /// The stored story most similar to `sig` that is one story with it
+    /// (`Signature::same_story` at `threshold`), created at or after
+    /// `since`; ties go to the older story.
+    fn near_best(
+        &self,
+        sig: &Signature,
+        since: DateTime<Utc>,
+        threshold: f64,
+    ) -> Result<Option<(StoryRef, f64)>, StoreError> {
+        Ok(self
+            .near_candidates(sig, since)?
+            .into_iter()
+            .filter_map(|(s, other)| sig.same_story(&other, threshold).map(|sim| (s, sim)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.id.cmp(&a.0.id))))
+    }
     /// Drops what no lookup can use any more: the signatures of stories
     /// created before `near_before` (out of the dedupe window), and, once a
     /// day, learned-boilerplate blocks seen by a single story long ago.

@@ -147,7 +147,7 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The near-duplicate index, built on first use (a pass of 304s never
     /// needs it). Locked after `conn`, never before.
-    near: Mutex<Option<NearIndex>>,
+    near: Mutex<Option<Near>>,
     path: PathBuf,
     // Held for the life of the store: the OS drops the lock if we die.
     _lock: File,
@@ -161,18 +161,69 @@ fn k(key: u64) -> i64 {
 /// learned-boilerplate counts: a block that never repeats is not furniture.
 const BLOCK_TTL_DAYS: i64 = 60;
 
+/// The near-duplicate index with the signatures it points at, so comparing
+/// a new story with its candidates reads nothing from disk (a row read per
+/// candidate was most of what dedupe cost a pass). It holds the dedupe
+/// window only: ~150 bytes per story in it, beside the index's slots.
+#[derive(Default)]
+struct Near {
+    index: NearIndex,
+    /// `sigs[i]` is story `first + i`: ids grow, so this is a sliding
+    /// window. Boxed: a slot costs 8 bytes, not 160, in the spare capacity.
+    first: u32,
+    sigs: std::collections::VecDeque<Option<Box<(Signature, i64)>>>,
+}
+
+impl Near {
+    fn insert(&mut self, id: u32, sig: &Signature, created: i64) {
+        self.index.insert(id, sig);
+        if self.sigs.is_empty() {
+            self.first = id;
+        }
+        let Some(at) = id.checked_sub(self.first).map(|d| d as usize) else {
+            // Before the window's start: its candidates are read from disk.
+            return;
+        };
+        if at >= self.sigs.len() {
+            self.sigs.resize(at + 1, None);
+        }
+        self.sigs[at] = Some(Box::new((sig.clone(), created)));
+    }
+
+    /// The signature and creation time of story `id`; None when it is not
+    /// held in memory.
+    fn get(&self, id: u32) -> Option<&(Signature, i64)> {
+        let at = id.checked_sub(self.first)? as usize;
+        self.sigs.get(at)?.as_deref()
+    }
+
+    fn retain_from(&mut self, first: u32) {
+        self.index.retain_from(first);
+        while self.first < first && !self.sigs.is_empty() {
+            self.sigs.pop_front();
+            self.first += 1;
+        }
+        if self.sigs.is_empty() {
+            self.first = first;
+        }
+    }
+}
+
 /// The near index over every stored signature.
-fn build_near_index(c: &Connection) -> rusqlite::Result<NearIndex> {
-    let mut index = NearIndex::default();
-    let mut st = c.prepare("SELECT story, sig FROM signatures")?;
+fn build_near_index(c: &Connection) -> rusqlite::Result<Near> {
+    let mut near = Near::default();
+    let mut st = c.prepare(
+        "SELECT g.story, g.sig, s.created FROM signatures g JOIN stories s ON s.id = g.story
+         ORDER BY g.story",
+    )?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
         let (id, bytes) = (r.get::<_, i64>(0)?, r.get_ref(1)?.as_blob()?);
         if let (Ok(id), Some(sig)) = (u32::try_from(id), Signature::from_bytes(bytes)) {
-            index.insert(id, &sig);
+            near.insert(id, &sig, r.get(2)?);
         }
     }
-    Ok(index)
+    Ok(near)
 }
 
 fn ts(t: Option<i64>) -> Option<DateTime<Utc>> {
@@ -225,6 +276,20 @@ impl SqliteStore {
         Ok(SqliteStore::new(conn, path, lock))
     }
 
+    /// `near_best` through the stored signatures of every candidate.
+    fn near_best_from_disk(
+        &self,
+        sig: &Signature,
+        since: DateTime<Utc>,
+        threshold: f64,
+    ) -> Result<Option<(StoryRef, f64)>, StoreError> {
+        Ok(self
+            .near_candidates(sig, since)?
+            .into_iter()
+            .filter_map(|(s, other)| sig.same_story(&other, threshold).map(|sim| (s, sim)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.id.cmp(&a.0.id))))
+    }
+
     fn new(conn: Connection, path: PathBuf, lock: File) -> Self {
         SqliteStore {
             conn: Mutex::new(conn),
@@ -234,7 +299,7 @@ impl SqliteStore {
         }
     }
 
-    fn near(&self) -> std::sync::MutexGuard<'_, Option<NearIndex>> {
+    fn near(&self) -> std::sync::MutexGuard<'_, Option<Near>> {
         self.near.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -540,8 +605,8 @@ impl StateStore for SqliteStore {
             }
             tx.commit()?;
             if let (Some(sig), Ok(id32)) = (s.signature, u32::try_from(id)) {
-                if let Some(index) = self.near().as_mut() {
-                    index.insert(id32, sig);
+                if let Some(near) = self.near().as_mut() {
+                    near.insert(id32, sig, s.created.timestamp());
                 }
             }
             // The lock file keeps other processes out and the caller looked
@@ -579,7 +644,10 @@ impl StateStore for SqliteStore {
             if near.is_none() {
                 *near = Some(build_near_index(c)?);
             }
-            let ids = near.as_ref().map(|n| n.candidates(sig)).unwrap_or_default();
+            let ids = near
+                .as_ref()
+                .map(|n| n.index.candidates(sig))
+                .unwrap_or_default();
             drop(near);
             let mut st = c.prepare_cached(
                 "SELECT s.stem, s.created, g.sig FROM stories s JOIN signatures g ON g.story = s.id
@@ -613,6 +681,55 @@ impl StateStore for SqliteStore {
                 }
             }
             Ok(out)
+        })
+    }
+
+    fn near_best(
+        &self,
+        sig: &Signature,
+        since: DateTime<Utc>,
+        threshold: f64,
+    ) -> Result<Option<(StoryRef, f64)>, StoreError> {
+        let scored = self.with(|c| {
+            let mut near = self.near();
+            if near.is_none() {
+                *near = Some(build_near_index(c)?);
+            }
+            let Some(n) = near.as_ref() else {
+                return Ok(None);
+            };
+            let mut scored: Vec<(f64, u32)> = Vec::new();
+            for id in n.index.candidates(sig) {
+                match n.get(id) {
+                    Some((other, created)) => {
+                        if *created >= since.timestamp() {
+                            scored.extend(sig.same_story(other, threshold).map(|sim| (sim, id)));
+                        }
+                    }
+                    // Not held in memory: compare through the stored rows.
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(scored))
+        })?;
+        let Some(mut scored) = scored else {
+            return self.near_best_from_disk(sig, since, threshold);
+        };
+        // Most similar first, ties to the older story.
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.with(|c| {
+            let mut st = c.prepare_cached("SELECT stem FROM stories WHERE id = ?1")?;
+            for (sim, id) in scored {
+                // A story removed after a failed write may linger in memory.
+                if let Some(stem) = st.query_row([id], |r| r.get(0)).optional()? {
+                    let story = StoryRef {
+                        id: i64::from(id),
+                        stem,
+                    };
+                    return Ok(Some((story, sim)));
+                }
+            }
+            Ok(None)
         })
     }
 
@@ -654,8 +771,8 @@ impl StateStore for SqliteStore {
             }
             tx.commit()?;
             if signatures > 0 {
-                if let Some(index) = self.near().as_mut() {
-                    index.retain_from(u32::try_from(start).unwrap_or(u32::MAX));
+                if let Some(near) = self.near().as_mut() {
+                    near.retain_from(u32::try_from(start).unwrap_or(u32::MAX));
                 }
             }
             Ok(Pruned { signatures, blocks })
@@ -944,6 +1061,74 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn near_best_compares_in_memory_and_agrees_with_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = |seed: usize| -> String {
+            (0..200)
+                .map(|i| format!("w{} ", (i * 31 + seed * 7919) % 5003))
+                .collect()
+        };
+        let now = Utc::now();
+        let add = |s: &SqliteStore, stem: &str, key: u64, t: &str, age: i64| {
+            s.add_story(&NewStory {
+                stem,
+                feed: "a",
+                created: now - chrono::Duration::days(age),
+                keys: &[key],
+                aliases: &[],
+                signature: Some(&Signature::of(t).unwrap()),
+                near: None,
+            })
+            .unwrap()
+            .id()
+        };
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let copy = Signature::of(&format!("LIMA (AFP) {}", text(1))).unwrap();
+        let week = now - chrono::Duration::days(7);
+        // Built from the rows on first use, then kept up by add_story.
+        assert!(s.near_best(&copy, week, 0.5).unwrap().is_none());
+        let old = add(&s, "a/old", 1, &text(1), 30);
+        let other = add(&s, "a/other", 2, &text(2), 1);
+        let recent = add(&s, "a/recent", 3, &text(1), 2);
+        let (best, sim) = s.near_best(&copy, week, 0.5).unwrap().unwrap();
+        assert_eq!((best.id, best.stem.as_str()), (recent, "a/recent"));
+        assert!(sim > 0.8, "{sim}");
+        // The month-old identical text is out of a week's window, not of 60 days'.
+        let (best, _) = s
+            .near_best(&copy, now - chrono::Duration::days(60), 0.5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(best.id, old, "ties go to the older story");
+        assert_eq!(
+            s.near_best_from_disk(&copy, week, 0.5)
+                .unwrap()
+                .unwrap()
+                .0
+                .id,
+            recent
+        );
+        // A story removed after a failed write is no match, even in memory.
+        s.remove_story(recent).unwrap();
+        assert!(s.near_best(&copy, week, 0.5).unwrap().is_none());
+        assert!(s
+            .near_best(&Signature::of(&text(2)).unwrap(), week, 0.5)
+            .unwrap()
+            .is_some_and(|(b, _)| b.id == other));
+        // Reopened: rebuilt from the rows, the same answers.
+        drop(s);
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert!(s.near_best(&copy, week, 0.5).unwrap().is_none());
+        assert_eq!(
+            s.near_best(&copy, now - chrono::Duration::days(60), 0.5)
+                .unwrap()
+                .unwrap()
+                .0
+                .id,
+            old
+        );
     }
 
     #[test]
