@@ -377,8 +377,8 @@ impl Daemon {
             }
             // Another instance on a shared store may hold the feed, or
             // have polled it since the poll this schedule knows of.
-            match self.store.lease_feed(&name, t.sched.last_poll, now) {
-                Ok(Lease::Granted) => {}
+            let deferred = match self.store.lease_feed(&name, t.sched.last_poll, now) {
+                Ok(Lease::Granted) => None,
                 Ok(lease) => {
                     let next = match lease {
                         Lease::Held { until } => until,
@@ -393,17 +393,17 @@ impl Daemon {
                     let next =
                         next.max(now) + chrono::Duration::milliseconds(fastrand::i64(0..1000));
                     debug!(feed = %name, ?lease, %next, "polled by another instance");
-                    t.due = next;
-                    self.queue.insert((next, name));
-                    continue;
+                    Some(next)
                 }
                 Err(e) => {
                     warn!(feed = %name, error = %e, "cannot lease the feed; trying again in a minute");
-                    let next = now + chrono::Duration::seconds(60);
-                    t.due = next;
-                    self.queue.insert((next, name));
-                    continue;
+                    Some(now + chrono::Duration::seconds(60))
                 }
+            };
+            if let Some(next) = deferred {
+                t.due = next;
+                self.queue.insert((next, name));
+                continue;
             }
             t.running = true;
             let ctx = self.ctx.clone();

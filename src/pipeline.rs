@@ -94,7 +94,7 @@ pub struct Context {
     story_locks: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// When `prune_if_due` last ran.
     pruned_at: std::sync::Mutex<Option<std::time::Instant>>,
-    /// When abandoned writes of other instances were last looked for.
+    /// When `recover` last ran (abandoned writes were looked for).
     recovered_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
@@ -135,6 +135,8 @@ impl Context {
     /// finished are removed and the stories forgotten, temp files deleted,
     /// and every feed re-read on the next pass.
     pub fn recover(&self) -> Result<usize, PassError> {
+        *self.recovered_at.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::time::Instant::now());
         // Temp files of interrupted `.json` rewrites (duplicates added).
         // With a shared store other instances may be writing right now:
         // only theirs older than a lease are certainly abandoned.
@@ -180,14 +182,11 @@ impl Context {
         // may never start again) are undone by the others, once they are
         // older than a lease.
         if self.store.is_shared() {
-            let due = {
-                let mut at = self.recovered_at.lock().unwrap_or_else(|e| e.into_inner());
-                let due = at.is_none_or(|t| t.elapsed() >= self.config.state.lease);
-                if due {
-                    *at = Some(std::time::Instant::now());
-                }
-                due
-            };
+            let due = self
+                .recovered_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none_or(|t| t.elapsed() >= self.config.state.lease);
             if due {
                 if let Err(e) = self.recover() {
                     warn!(error = %e, "cannot undo writes abandoned by other instances");
@@ -960,6 +959,12 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
         // the round trips, and this lock would queue every story of the
         // pass behind one database transaction at a time.
         let look = !ctx.store.is_shared();
+        let near = (!ctx.config.dedupe.window.is_zero()).then(|| NearCheck {
+            since: now
+                - chrono::Duration::from_std(ctx.config.dedupe.window)
+                    .unwrap_or(chrono::Duration::days(7)),
+            threshold: ctx.config.dedupe.threshold,
+        });
         let _g = if look {
             Some(ctx.decide.lock().await)
         } else {
@@ -980,14 +985,8 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
                 });
             }
         }
-        if let (Some(sig), false, true) = (&sig, ctx.config.dedupe.window.is_zero(), look) {
-            let since = now
-                - chrono::Duration::from_std(ctx.config.dedupe.window)
-                    .unwrap_or(chrono::Duration::days(7));
-            let best = ctx
-                .store
-                .near_best(sig, since, ctx.config.dedupe.threshold)?;
-            if let Some((story, sim)) = best {
+        if let (Some(sig), Some(n), true) = (&sig, near, look) {
+            if let Some((story, sim)) = ctx.store.near_best(sig, n.since, n.threshold)? {
                 return Ok(Decision::Duplicate {
                     story: story.id,
                     stem: story.stem,
@@ -998,12 +997,6 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
         }
         let mut keys = vec![cand.url_key];
         keys.extend(page_key);
-        let near = (!ctx.config.dedupe.window.is_zero()).then(|| NearCheck {
-            since: now
-                - chrono::Duration::from_std(ctx.config.dedupe.window)
-                    .unwrap_or(chrono::Duration::days(7)),
-            threshold: ctx.config.dedupe.threshold,
-        });
         let story = match ctx.store.add_story(&NewStory {
             stem: &stem_str,
             feed: &feed.name,

@@ -129,6 +129,19 @@ impl Claim {
     }
 }
 
+/// The candidate that is one story with `sig` (`Signature::same_story` at
+/// `threshold`) and most similar to it; ties go to the older story.
+pub fn best_match(
+    sig: &Signature,
+    candidates: impl IntoIterator<Item = (StoryRef, Signature)>,
+    threshold: f64,
+) -> Option<(StoryRef, f64)> {
+    candidates
+        .into_iter()
+        .filter_map(|(s, other)| sig.same_story(&other, threshold).map(|sim| (s, sim)))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.id.cmp(&a.0.id)))
+}
+
 /// What `StateStore::lease_feed` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lease {
@@ -206,11 +219,11 @@ pub trait StateStore: Send + Sync {
         since: DateTime<Utc>,
         threshold: f64,
     ) -> Result<Option<(StoryRef, f64)>, StoreError> {
-        Ok(self
-            .near_candidates(sig, since)?
-            .into_iter()
-            .filter_map(|(s, other)| sig.same_story(&other, threshold).map(|sim| (s, sim)))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.id.cmp(&a.0.id))))
+        Ok(best_match(
+            sig,
+            self.near_candidates(sig, since)?,
+            threshold,
+        ))
     }
     /// Drops what no lookup can use any more: the signatures of stories
     /// created before `near_before` (out of the dedupe window), and, once a

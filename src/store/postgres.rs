@@ -32,8 +32,8 @@ use postgres::{Client, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    Claim, FeedMove, FeedState, Lease, NewStory, PageFailure, Pruned, StateStore, StoreError,
-    StoryRef,
+    best_match, Claim, FeedMove, FeedState, Lease, NewStory, PageFailure, Pruned, StateStore,
+    StoreError, StoryRef,
 };
 use crate::config::StateConfig;
 use crate::dedupe::{NearIndex, Signature};
@@ -917,14 +917,8 @@ impl StateStore for PgStore {
                 }
                 inner.load_signatures(rows.iter().map(|r| (r.get(1), r.get(3))));
                 if let (Some(sig), Some(near)) = (&sig, near) {
-                    let best = inner
-                        .near_matches(c, sig, near.since)?
-                        .into_iter()
-                        .filter_map(|(s, other)| {
-                            sig.same_story(&other, near.threshold).map(|sim| (sim, s))
-                        })
-                        .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.id.cmp(&a.1.id)));
-                    if let Some((sim, story)) = best {
+                    let candidates = inner.near_matches(c, sig, near.since)?;
+                    if let Some((story, sim)) = best_match(sig, candidates, near.threshold) {
                         return Ok(Claim::Taken {
                             story,
                             by: "text",

@@ -283,11 +283,11 @@ impl SqliteStore {
         since: DateTime<Utc>,
         threshold: f64,
     ) -> Result<Option<(StoryRef, f64)>, StoreError> {
-        Ok(self
-            .near_candidates(sig, since)?
-            .into_iter()
-            .filter_map(|(s, other)| sig.same_story(&other, threshold).map(|sim| (s, sim)))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.id.cmp(&a.0.id))))
+        Ok(super::best_match(
+            sig,
+            self.near_candidates(sig, since)?,
+            threshold,
+        ))
     }
 
     fn new(conn: Connection, path: PathBuf, lock: File) -> Self {
