@@ -48,6 +48,8 @@ pub struct ParsedFeed {
     /// RSS `<ttl>` in minutes, a hint for the scheduler.
     pub ttl_minutes: Option<u32>,
     pub items: Vec<Item>,
+    /// Items past `MAX_ITEMS`, dropped unread.
+    pub items_ignored: usize,
 }
 
 /// Parses a feed fetched from `feed_url`.
@@ -59,12 +61,9 @@ pub fn parse(bytes: &[u8], feed_url: &Url) -> Result<ParsedFeed, FeedError> {
         return Err(FeedError::Hostile(why));
     }
     let limited = limit_items(bytes, MAX_ITEMS);
-    let bytes = match &limited {
-        Some((b, dropped)) => {
-            tracing::warn!(feed = %feed_url, kept = MAX_ITEMS, dropped, "feed has too many items; only the first are read");
-            b.as_slice()
-        }
-        None => bytes,
+    let (bytes, items_ignored) = match &limited {
+        Some((b, dropped)) => (b.as_slice(), *dropped),
+        None => (bytes, 0),
     };
     let parser = || {
         feed_rs::parser::Builder::new()
@@ -118,6 +117,7 @@ pub fn parse(bytes: &[u8], feed_url: &Url) -> Result<ParsedFeed, FeedError> {
         title: feed.title.map(|t| clean_line(&t.content, MAX_TITLE_CHARS)),
         ttl_minutes: feed.ttl,
         items,
+        items_ignored,
     })
 }
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, error_span, info, warn, Instrument};
 use url::Url;
 
 use crate::charset;
@@ -35,7 +35,8 @@ use crate::feed::{self, Item};
 use crate::fetch::{Fetched, Fetcher, Kind, Validators};
 use crate::output::{self, Duplicate, StoryMeta};
 use crate::store::{
-    Claim, FeedMove, FeedState, Lease, NearCheck, NewStory, StateStore, StoreError,
+    Claim, FeedMove, FeedState, Lease, NearCheck, NewStory, PageAttempt, PageCount, StateStore,
+    StoreError,
 };
 
 /// Blocks longer than this are article prose, not site furniture: they are
@@ -68,11 +69,18 @@ pub struct FeedReport {
     /// Pages not tried in this pass: backing off after failures, or their
     /// host asked for a pause. Like `failed`, they keep the feed re-read.
     pub deferred: usize,
+    /// The feed was not fetched: its host asked us to wait until then
+    /// (429/503 with Retry-After). Not a failure of the feed.
+    pub host_paused: Option<DateTime<Utc>>,
+    /// Items past `feed::MAX_ITEMS` that were not read.
+    pub items_ignored: usize,
     /// The feed answered 410 Gone.
     pub gone: bool,
     /// Another instance sharing the state store polls (or polled) it in
     /// this pass: not polled here.
     pub elsewhere: bool,
+    /// Lines for the summary under the feed: what went wrong with items,
+    /// and notes on the feed (items ignored, a host's pause).
     pub item_errors: Vec<String>,
     /// Items whose files could not be written or updated (counted in
     /// `failed` too); a full or read-only disk is logged once per feed.
@@ -226,6 +234,42 @@ impl Context {
     }
 }
 
+/// What the feeds of one pass share: the pages whose failure was already
+/// counted in it, with the error. A page linked from many feeds is one try
+/// per pass, not one per feed, or a single bad moment would use up all of
+/// `[fetch] page_attempts` at once.
+#[derive(Default)]
+pub struct Pass {
+    failed_pages: std::sync::Mutex<HashMap<u64, String>>,
+}
+
+impl Pass {
+    fn failed(&self, key: u64) -> Option<String> {
+        self.failed_pages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
+    }
+
+    /// Notes a failure of the page; false when one was noted already.
+    fn note_failed(&self, key: u64, why: &str) -> bool {
+        let mut pages = self.failed_pages.lock().unwrap_or_else(|e| e.into_inner());
+        if pages.contains_key(&key) {
+            return false;
+        }
+        pages.insert(key, why.to_string());
+        true
+    }
+}
+
+/// The span of one feed's work. At error level so that it is enabled
+/// whenever any event is printed (the default filter is `warn`): every
+/// line about a feed names it and its URL.
+fn feed_span(feed: &Feed) -> tracing::Span {
+    error_span!("feed", feed = %feed.name, url = %feed.url)
+}
+
 /// Runs one pass over `feeds`, calling `done` after each feed.
 pub async fn run_pass(
     ctx: Arc<Context>,
@@ -236,9 +280,11 @@ pub async fn run_pass(
     // With a shared store, a feed another instance polled since this pass
     // began counts as polled: each feed once per pass, whoever runs it.
     let started = Utc::now();
+    let pass = Arc::new(Pass::default());
     let mut reports: Vec<FeedReport> = stream::iter(feeds.into_iter().map(|f| {
         let ctx = ctx.clone();
-        let span = info_span!("feed", feed = %f.name, url = %f.url);
+        let pass = pass.clone();
+        let span = feed_span(&f);
         async move {
             match ctx.store.lease_feed(&f.name, Some(started), Utc::now()) {
                 Ok(Lease::Granted) => {}
@@ -258,7 +304,7 @@ pub async fn run_pass(
                     }
                 }
             }
-            let report = poll_leased(&ctx, &f).await;
+            let report = poll_leased_in(&ctx, &f, &pass).await;
             if let Err(e) = ctx.store.release_feed(&f.name, true, Utc::now()) {
                 warn!(error = %e, "cannot release the feed's lease");
             }
@@ -278,8 +324,13 @@ pub async fn run_pass(
 /// renewed every third of its term while the poll runs, so a long poll is
 /// not taken over by another instance halfway.
 pub async fn poll_leased(ctx: &Context, feed: &Feed) -> FeedReport {
+    poll_leased_in(ctx, feed, &Pass::default()).await
+}
+
+/// `poll_leased` as part of `pass`.
+pub async fn poll_leased_in(ctx: &Context, feed: &Feed, pass: &Pass) -> FeedReport {
     if !ctx.store.is_shared() {
-        return poll_feed(ctx, feed).await;
+        return poll_feed_in(ctx, feed, pass).await;
     }
     let every = ctx.config.state.lease / 3;
     let renew = async {
@@ -293,7 +344,7 @@ pub async fn poll_leased(ctx: &Context, feed: &Feed) -> FeedReport {
         }
     };
     tokio::select! {
-        report = poll_feed(ctx, feed) => report,
+        report = poll_feed_in(ctx, feed, pass) => report,
         never = renew => never,
     }
 }
@@ -309,6 +360,10 @@ struct Candidate {
 
 struct Extracted {
     cand: Candidate,
+    /// Fingerprints of the article's blocks as extracted (`block_keys`),
+    /// before learned boilerplate dropped any: what the site is counted
+    /// with, so a block learned as furniture keeps being counted as such.
+    blocks: Vec<u64>,
     article: Article,
     /// Near-duplicate signature of `article`'s body, kept in step with it.
     sig: Option<Signature>,
@@ -316,6 +371,11 @@ struct Extracted {
 
 /// Polls one feed and processes its new items.
 pub async fn poll_feed(ctx: &Context, feed: &Feed) -> FeedReport {
+    poll_feed_in(ctx, feed, &Pass::default()).await
+}
+
+/// `poll_feed` as part of `pass`.
+pub async fn poll_feed_in(ctx: &Context, feed: &Feed, pass: &Pass) -> FeedReport {
     let mut report = FeedReport {
         feed: feed.name.clone(),
         ..FeedReport::default()
@@ -325,7 +385,7 @@ pub async fn poll_feed(ctx: &Context, feed: &Feed) -> FeedReport {
     let (failing, result) = match ctx.store.feed_state(&feed.name) {
         Ok(state) => (
             state.failures,
-            poll_feed_inner(ctx, feed, &state, &mut report).await,
+            poll_feed_inner(ctx, feed, &state, pass, &mut report).await,
         ),
         Err(e) => (0, Err(FeedFailure::Store(e))),
     };
@@ -333,6 +393,23 @@ pub async fn poll_feed(ctx: &Context, feed: &Feed) -> FeedReport {
         Ok(()) => {
             if failing > 0 {
                 info!(failures = failing, "feed recovered");
+            }
+        }
+        Err(FeedFailure::Fetch(e)) if host_paused(ctx, feed, &e).is_some() => {
+            // The host asked for a break (Retry-After): the feed is polled
+            // after it, and this is no failure of the feed (its one warning
+            // is kept for a real error).
+            let until = host_paused(ctx, feed, &e);
+            debug!(error = %e, "feed deferred: its host asked us to wait");
+            report.host_paused = until;
+            if let Some(until) = until {
+                report.item_errors.insert(
+                    0,
+                    format!(
+                        "deferred: host asked us to wait until {}",
+                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                );
             }
         }
         Err(e) => {
@@ -357,6 +434,18 @@ pub async fn poll_feed(ctx: &Context, feed: &Feed) -> FeedReport {
     report
 }
 
+/// Until when the feed's host asked us to wait, when that is why its fetch
+/// failed: it was not sent (`HostPaused`), or it was answered 429/503 with
+/// a Retry-After.
+fn host_paused(ctx: &Context, feed: &Feed, e: &crate::fetch::FetchError) -> Option<DateTime<Utc>> {
+    use crate::fetch::FetchError;
+    match e {
+        FetchError::HostPaused { until, .. } => Some(*until),
+        FetchError::Status(429 | 503) => ctx.fetcher.paused_until(&feed.url),
+        _ => None,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum FeedFailure {
     #[error("fetch: {0}")]
@@ -373,6 +462,7 @@ async fn poll_feed_inner(
     ctx: &Context,
     feed: &Feed,
     state: &FeedState,
+    pass: &Pass,
     report: &mut FeedReport,
 ) -> Result<(), FeedFailure> {
     // A permanent redirect seen earlier holds while the config still names
@@ -430,6 +520,20 @@ async fn poll_feed_inner(
         .await
         .map_err(|e| FeedFailure::Join(e.to_string()))??;
     report.items = parsed.items.len();
+    if parsed.items_ignored > 0 {
+        report.items_ignored = parsed.items_ignored;
+        let note = format!(
+            "{} items beyond the {}-item limit ignored",
+            parsed.items_ignored,
+            feed::MAX_ITEMS
+        );
+        warn!(
+            kept = feed::MAX_ITEMS,
+            ignored = parsed.items_ignored,
+            "feed has too many items: {note}"
+        );
+        report.item_errors.push(note);
+    }
     report.ttl_minutes = parsed.ttl_minutes;
     report.fresh_for = body.fresh_for;
 
@@ -455,6 +559,9 @@ async fn poll_feed_inner(
         .collect();
     let known = ctx.store.stories_by_keys(&keys)?;
     let mut candidates = Vec::new();
+    // Later items of this feed naming a candidate's page (tracking
+    // parameters aside): copies, listed once the first one is decided.
+    let mut copies: Vec<Candidate> = Vec::new();
     for (item, item_key, link) in items {
         let Some((link, url_key)) = link else {
             if !known.contains_key(&item_key) {
@@ -469,8 +576,22 @@ async fn poll_feed_inner(
                 continue;
             }
         }
-        if candidates.iter().any(|c: &Candidate| c.url_key == url_key) {
-            continue; // the same page twice in one feed
+        if let Some(first) = candidates
+            .iter()
+            .find(|c: &&Candidate| c.url_key == url_key)
+        {
+            // The same item twice is one item; another item on the same
+            // page is a copy, as it would be in another feed.
+            if first.item_key != item_key && !copies.iter().any(|c| c.item_key == item_key) {
+                copies.push(Candidate {
+                    item,
+                    link,
+                    item_key,
+                    canonical,
+                    url_key,
+                });
+            }
+            continue;
         }
         candidates.push(Candidate {
             item,
@@ -492,6 +613,13 @@ async fn poll_feed_inner(
             record_duplicate(ctx, feed, &cand, story.id, &story.stem, "url", None, report).await;
             continue;
         }
+        // A page that already failed in this pass (another feed links it)
+        // is not asked again before the next pass.
+        if let Some(why) = pass.failed(cand.url_key) {
+            let seen = failures.get(&cand.url_key).map(|pf| pf.attempts);
+            page_failed(ctx, pass, feed, &cand, seen, &why, false, report);
+            continue;
+        }
         // Pages that failed before: given up ones are skipped for good (they
         // were reported then), the others wait out their backoff.
         let failed_before = match failures.get(&cand.url_key).cloned() {
@@ -511,15 +639,16 @@ async fn poll_feed_inner(
                     report.deferred += 1;
                     continue;
                 }
-                true
+                Some(pf.attempts)
             }
-            None => false,
+            None => None,
         };
         fetches.push((cand, failed_before));
     }
     let per_feed = ctx.config.fetch.per_host.max(2) * 2;
+    let learn = ctx.config.extract.learn_min_stories > 0;
     let mut results = stream::iter(fetches.into_iter().map(|(cand, failed_before)| {
-        let span = info_span!("page", url = %cand.link);
+        let span = error_span!("page", url = %cand.link);
         async move {
             let r = fetch_and_extract(ctx, feed, &cand).await;
             (cand, failed_before, r)
@@ -530,19 +659,34 @@ async fn poll_feed_inner(
     while let Some((cand, failed_before, r)) = results.next().await {
         match r {
             Ok(article) => {
-                if failed_before {
+                if failed_before.is_some() {
                     if let Err(e) = ctx.store.page_ok(cand.url_key) {
                         warn!(url = %cand.link, error = %e, "cannot clear the page's failures");
                     }
                 }
                 let sig = Signature::of(&article.body());
-                pages.push(Extracted { cand, article, sig })
+                let blocks = if learn {
+                    block_keys(&article)
+                } else {
+                    Vec::new()
+                };
+                pages.push(Extracted {
+                    cand,
+                    blocks,
+                    article,
+                    sig,
+                })
             }
             Err(PageError::Paused(e)) => {
                 debug!(url = %cand.link, error = %e, "page deferred: its host asked for a pause");
                 report.deferred += 1;
             }
-            Err(PageError::Failed(e)) => page_failed(ctx, feed, &cand, &e, report),
+            Err(PageError::Failed(e)) => {
+                page_failed(ctx, pass, feed, &cand, failed_before, &e, false, report)
+            }
+            Err(PageError::Refused(e)) => {
+                page_failed(ctx, pass, feed, &cand, failed_before, &e, true, report)
+            }
         }
     }
     drop(results);
@@ -550,6 +694,19 @@ async fn poll_feed_inner(
     learned_boilerplate(ctx, &mut pages)?;
     for page in pages {
         store_story(ctx, feed, page, report).await;
+    }
+    for copy in copies {
+        // Its first item is decided by now: written, or a copy itself. If
+        // it failed, the feed keeps no validators and both come back.
+        match ctx.store.story_by_key(copy.url_key) {
+            Ok(Some(story)) => {
+                record_duplicate(ctx, feed, &copy, story.id, &story.stem, "url", None, report).await
+            }
+            Ok(None) => {
+                debug!(url = %copy.link, "copy of a page not written in this pass; seen again next pass")
+            }
+            Err(e) => item_failed(report, copy.link.as_str(), &e.to_string()),
+        }
     }
 
     // Validators only when every item is done (written, a duplicate, or
@@ -590,50 +747,84 @@ enum PageError {
     Paused(String),
     #[error("{0}")]
     Failed(String),
+    /// gleaner will not fetch it (scheme, local file, private address):
+    /// asking again cannot change that.
+    #[error("{0}")]
+    Refused(String),
 }
 
-/// Counts a failed attempt at a page; at `[fetch] page_attempts` it is
-/// given up: a warning, a line in the summary, a mark in the store.
-fn page_failed(ctx: &Context, feed: &Feed, cand: &Candidate, why: &str, report: &mut FeedReport) {
-    let attempts = match ctx.store.page_failed(
-        cand.url_key,
-        &feed.name,
-        cand.link.as_str(),
-        why,
-        Utc::now(),
-    ) {
-        Ok(n) => n,
+/// Counts a failed attempt at a page (`seen`: the attempts recorded when
+/// this feed looked), at most one per pass; at `[fetch] page_attempts` it
+/// is given up: a warning (once, by whichever feed gave it up), a line in
+/// the summary, a mark in the store. A refused link (`permanent`) is given
+/// up at once: it is reported, and no reason to withhold the feed's
+/// validators.
+#[allow(clippy::too_many_arguments)]
+fn page_failed(
+    ctx: &Context,
+    pass: &Pass,
+    feed: &Feed,
+    cand: &Candidate,
+    seen: Option<u32>,
+    why: &str,
+    permanent: bool,
+    report: &mut FeedReport,
+) {
+    let max = ctx.config.fetch.page_attempts.max(1);
+    let recorded = if permanent || pass.note_failed(cand.url_key, why) {
+        ctx.store.page_failed(&PageAttempt {
+            key: cand.url_key,
+            feed: &feed.name,
+            url: cand.link.as_str(),
+            error: why,
+            now: Utc::now(),
+            seen,
+            max_attempts: max,
+            permanent,
+        })
+    } else {
+        // Another feed of this pass counted this page's try already.
+        ctx.store.page_failure(cand.url_key).map(|pf| PageCount {
+            attempts: pf.as_ref().map_or(0, |pf| pf.attempts),
+            counted: false,
+            given_up: pf.is_some_and(|pf| pf.given_up),
+            gave_up: false,
+        })
+    };
+    let count = match recorded {
+        Ok(c) => c,
         Err(e) => {
             warn!(url = %cand.link, error = %e, "cannot record the page failure");
-            1
+            item_failed(report, cand.link.as_str(), why);
+            return;
         }
     };
-    let max = ctx.config.fetch.page_attempts.max(1);
-    if attempts >= max {
-        match ctx.store.give_up_page(cand.url_key) {
-            Ok(()) => {
-                warn!(url = %cand.link, error = %why, attempts, "page given up after {attempts} tries; it is no longer fetched");
-                report.given_up += 1;
-                if report.item_errors.len() < 20 {
-                    report.item_errors.push(format!(
-                        "{}: given up after {attempts} tries: {why}",
-                        cand.link
-                    ));
-                }
-            }
-            Err(e) => {
-                warn!(url = %cand.link, error = %e, "cannot record the page as given up");
-                item_failed(report, cand.link.as_str(), why);
-            }
-        }
-    } else {
-        if attempts == 1 {
-            warn!(url = %cand.link, error = %why, "page failed; retried at later polls, up to {max} tries");
+    let attempts = count.attempts;
+    if count.given_up {
+        report.given_up += 1;
+        let line = if permanent {
+            format!("{}: refused, not fetched: {why}", cand.link)
         } else {
-            debug!(url = %cand.link, error = %why, attempts, "page failed again");
+            format!("{}: given up after {attempts} tries: {why}", cand.link)
+        };
+        if report.item_errors.len() < 20 {
+            report.item_errors.push(line);
         }
-        item_failed(report, cand.link.as_str(), why);
+        if count.gave_up && permanent {
+            warn!(url = %cand.link, error = %why, "link refused; it is not fetched");
+        } else if count.gave_up {
+            warn!(url = %cand.link, error = %why, attempts, "page given up after {attempts} tries; it is no longer fetched");
+        } else {
+            debug!(url = %cand.link, error = %why, attempts, "page given up (by another feed)");
+        }
+        return;
     }
+    if count.counted && attempts == 1 {
+        warn!(url = %cand.link, error = %why, "page failed; retried at later polls, up to {max} tries");
+    } else {
+        debug!(url = %cand.link, error = %why, attempts, counted = count.counted, "page failed again");
+    }
+    item_failed(report, cand.link.as_str(), why);
 }
 
 /// A story's files could not be written or its `.json` updated. A full or
@@ -678,6 +869,9 @@ async fn fetch_and_extract(
             if ctx.fetcher.paused_until(&cand.link).is_some() =>
         {
             return Err(PageError::Paused(e.to_string()))
+        }
+        Err(e @ crate::fetch::FetchError::Refused { .. }) => {
+            return Err(PageError::Refused(e.to_string()))
         }
         Err(e) => return Err(PageError::Failed(e.to_string())),
     };
@@ -766,7 +960,7 @@ fn learned_boilerplate(ctx: &Context, pages: &mut [Extracted]) -> Result<(), Sto
     if min == 0 || pages.is_empty() {
         return Ok(());
     }
-    let keys: Vec<Vec<u64>> = pages.iter().map(|p| block_keys(&p.article)).collect();
+    let keys: Vec<Vec<u64>> = pages.iter().map(|p| p.blocks.clone()).collect();
     // Copies of one story in the batch are one piece of evidence, not several.
     let sigs: Vec<Option<Signature>> = pages.iter().map(|p| p.sig.clone()).collect();
     let mut group: Vec<usize> = (0..pages.len()).collect();
@@ -923,7 +1117,12 @@ enum Decision {
 }
 
 async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut FeedReport) {
-    let Extracted { cand, article, sig } = page;
+    let Extracted {
+        cand,
+        blocks,
+        article,
+        sig,
+    } = page;
     let now = Utc::now();
     let title = if cand.item.title.is_empty() {
         article
@@ -1076,10 +1275,13 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
             .and_then(|r| r.map_err(|e| e.to_string()));
             match written {
                 Ok(()) => {
-                    let (sites, blocks) = if ctx.config.extract.learn_min_stories > 0 {
-                        (site_keys(&cand.link), block_keys(&article))
+                    // The blocks as extracted: a block dropped as learned
+                    // furniture still counts, or its count would stall
+                    // while the site's story count grows and it would leak.
+                    let sites = if ctx.config.extract.learn_min_stories > 0 {
+                        site_keys(&cand.link)
                     } else {
-                        (Vec::new(), Vec::new())
+                        Vec::new()
                     };
                     if let Err(e) = ctx.store.finish_story(&stem_str, &sites, &blocks, now) {
                         warn!(error = %e, "cannot record finished write");

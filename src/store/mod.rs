@@ -263,17 +263,11 @@ pub trait StateStore: Send + Sync {
         }
         Ok(found)
     }
-    /// Counts a failed attempt at a page; returns the attempts so far.
-    fn page_failed(
-        &self,
-        key: u64,
-        feed: &str,
-        url: &str,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u32, StoreError>;
-    /// Marks a page given up: it is no longer fetched or waited for.
-    fn give_up_page(&self, key: u64) -> Result<(), StoreError>;
+    /// Counts a failed attempt at a page and gives it up at
+    /// `max_attempts` (see `count_page_failure`), atomically: under one
+    /// lock per page, whoever else records a failure of the same page at
+    /// the same time (another feed, another instance).
+    fn page_failed(&self, attempt: &PageAttempt<'_>) -> Result<PageCount, StoreError>;
     /// Forgets a page's failures (it finally worked).
     fn page_ok(&self, key: u64) -> Result<(), StoreError>;
     /// Every page given up, by feed.
@@ -330,6 +324,72 @@ pub trait StateStore: Send + Sync {
 pub struct FeedMove {
     pub from: String,
     pub to: String,
+}
+
+/// A failed try at a page, for `StateStore::page_failed`.
+#[derive(Debug, Clone)]
+pub struct PageAttempt<'a> {
+    /// The page's canonical URL key.
+    pub key: u64,
+    pub feed: &'a str,
+    pub url: &'a str,
+    pub error: &'a str,
+    pub now: DateTime<Utc>,
+    /// The attempts recorded when the caller decided to fetch the page
+    /// (None: no failure recorded).
+    pub seen: Option<u32>,
+    /// Attempts at which the page is given up.
+    pub max_attempts: u32,
+    /// The page can never be fetched (a link gleaner refuses): given up
+    /// at once.
+    pub permanent: bool,
+}
+
+/// What `StateStore::page_failed` recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCount {
+    /// Attempts recorded after this call.
+    pub attempts: u32,
+    /// This failure was counted as an attempt.
+    pub counted: bool,
+    /// The page is given up (now or earlier).
+    pub given_up: bool,
+    /// This call gave it up (so the give-up is reported once).
+    pub gave_up: bool,
+}
+
+/// The store's decision for a failed try, from the page's row as it is
+/// (`current`: attempts and given up). Several feeds linking one page, in
+/// one process or several, may fail on it at the same moment: that is one
+/// try, not one per feed, so a failure is counted only when no other was
+/// counted since the caller looked (`seen`). A page already given up stays
+/// given up, and is never counted past `max_attempts`.
+pub fn count_page_failure(current: Option<(u32, bool)>, a: &PageAttempt<'_>) -> PageCount {
+    if let Some((attempts, true)) = current {
+        return PageCount {
+            attempts,
+            counted: false,
+            given_up: true,
+            gave_up: false,
+        };
+    }
+    let now = current.map(|(n, _)| n);
+    if !a.permanent && now != a.seen {
+        return PageCount {
+            attempts: now.unwrap_or(0),
+            counted: false,
+            given_up: false,
+            gave_up: false,
+        };
+    }
+    let attempts = now.unwrap_or(0).saturating_add(1);
+    let given_up = a.permanent || attempts >= a.max_attempts.max(1);
+    PageCount {
+        attempts,
+        counted: true,
+        given_up,
+        gave_up: given_up,
+    }
 }
 
 /// A page that failed: how often, the last error, and whether gleaner gave up.

@@ -32,8 +32,8 @@ use postgres::{Client, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    best_match, Claim, FeedMove, FeedState, Lease, NewStory, PageFailure, Pruned, StateStore,
-    StoreError, StoryRef,
+    best_match, count_page_failure, Claim, FeedMove, FeedState, Lease, NewStory, PageAttempt,
+    PageCount, PageFailure, Pruned, StateStore, StoreError, StoryRef,
 };
 use crate::config::StateConfig;
 use crate::dedupe::{NearIndex, Signature};
@@ -115,6 +115,8 @@ CREATE TABLE host_slots (
 /// inserts and -1 migrations; 'glns' with a story id its `duplicates` list.
 const LOCK_NS: i32 = 0x676c_6e72;
 const STORY_NS: i32 = 0x676c_6e73;
+/// 'glnp' with a page's URL key: failures of one page counted one at a time.
+const PAGE_NS: i32 = 0x676c_6e70;
 
 type Job = Box<dyn FnOnce(&mut Conn) + Send>;
 
@@ -1189,37 +1191,57 @@ impl StateStore for PgStore {
         })
     }
 
-    fn page_failed(
-        &self,
-        key: u64,
-        feed: &str,
-        url: &str,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
-        let (feed, url, error) = (feed.to_string(), url.to_string(), error.to_string());
+    fn page_failed(&self, a: &PageAttempt<'_>) -> Result<PageCount, StoreError> {
+        let (feed, url, error) = (a.feed.to_string(), a.url.to_string(), a.error.to_string());
+        let (key, now, seen, max_attempts, permanent) =
+            (a.key, a.now, a.seen, a.max_attempts, a.permanent);
+        // Wrapping is fine: two pages sharing a lock only wait for each other.
+        let lock = key as i32;
         self.inner.call(move |c| {
-            Ok(c.query(
-                "INSERT INTO page_failures (key, feed, url, attempts, last_error, last_at)
-                 VALUES ($1, $2, $3, 1, $4, $5)
-                 ON CONFLICT (key) DO UPDATE SET attempts = page_failures.attempts + 1,
-                   feed = excluded.feed, url = excluded.url,
-                   last_error = excluded.last_error, last_at = excluded.last_at
-                 RETURNING attempts",
-                &[&k(key), &feed, &url, &error, &now.timestamp()],
-            )?
-            .first()
-            .map_or(1, |r| r.get::<_, i32>(0).max(0) as u32))
-        })
-    }
-
-    fn give_up_page(&self, key: u64) -> Result<(), StoreError> {
-        self.inner.call(move |c| {
-            c.execute(
-                "UPDATE page_failures SET given_up = TRUE WHERE key = $1",
-                &[&k(key)],
+            c.transaction(
+                &format!("SELECT pg_advisory_xact_lock({PAGE_NS}, {lock})"),
+                |c| {
+                    let a = PageAttempt {
+                        key,
+                        feed: &feed,
+                        url: &url,
+                        error: &error,
+                        now,
+                        seen,
+                        max_attempts,
+                        permanent,
+                    };
+                    let current = c
+                        .query_opt(
+                            "SELECT attempts, given_up FROM page_failures WHERE key = $1",
+                            &[&k(key)],
+                        )?
+                        .map(|r| (r.get::<_, i32>(0).max(0) as u32, r.get::<_, bool>(1)));
+                    let count = count_page_failure(current, &a);
+                    if count.counted {
+                        let attempts = i32::try_from(count.attempts).unwrap_or(i32::MAX);
+                        c.execute(
+                            "INSERT INTO page_failures
+                               (key, feed, url, attempts, last_error, last_at, given_up)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                             ON CONFLICT (key) DO UPDATE SET attempts = excluded.attempts,
+                               feed = excluded.feed, url = excluded.url,
+                               last_error = excluded.last_error, last_at = excluded.last_at,
+                               given_up = excluded.given_up",
+                            &[
+                                &k(key),
+                                &feed,
+                                &url,
+                                &attempts,
+                                &error,
+                                &now.timestamp(),
+                                &count.given_up,
+                            ],
+                        )?;
+                    }
+                    Ok(count)
+                },
             )
-            .map(|_| ())
         })
     }
 

@@ -16,7 +16,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    Claim, FeedMove, FeedState, NewStory, PageFailure, Pruned, StateStore, StoreError, StoryRef,
+    count_page_failure, Claim, FeedMove, FeedState, NewStory, PageAttempt, PageCount, PageFailure,
+    Pruned, StateStore, StoreError, StoryRef,
 };
 use crate::dedupe::{NearIndex, Signature};
 use crate::fetch::Validators;
@@ -892,34 +893,36 @@ impl StateStore for SqliteStore {
         })
     }
 
-    fn page_failed(
-        &self,
-        key: u64,
-        feed: &str,
-        url: &str,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u32, StoreError> {
+    fn page_failed(&self, a: &PageAttempt<'_>) -> Result<PageCount, StoreError> {
+        // One connection behind a mutex: the look and the count are one step.
         self.with(|c| {
-            c.prepare_cached(
-                "INSERT INTO page_failures (key, feed, url, attempts, last_error, last_at)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5)
-                 ON CONFLICT(key) DO UPDATE SET attempts = attempts + 1,
-                   feed = excluded.feed, url = excluded.url,
-                   last_error = excluded.last_error, last_at = excluded.last_at
-                 RETURNING attempts",
-            )?
-            .query_row(params![k(key), feed, url, error, now.timestamp()], |r| {
-                r.get(0)
-            })
-        })
-    }
-
-    fn give_up_page(&self, key: u64) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.prepare_cached("UPDATE page_failures SET given_up = 1 WHERE key = ?1")?
-                .execute([k(key)])
-                .map(|_| ())
+            let tx = c.transaction()?;
+            let current = tx
+                .prepare_cached("SELECT attempts, given_up FROM page_failures WHERE key = ?1")?
+                .query_row([k(a.key)], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, bool>(1)?)))
+                .optional()?;
+            let count = count_page_failure(current, a);
+            if count.counted {
+                tx.prepare_cached(
+                    "INSERT INTO page_failures (key, feed, url, attempts, last_error, last_at, given_up)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(key) DO UPDATE SET attempts = excluded.attempts,
+                       feed = excluded.feed, url = excluded.url,
+                       last_error = excluded.last_error, last_at = excluded.last_at,
+                       given_up = excluded.given_up",
+                )?
+                .execute(params![
+                    k(a.key),
+                    a.feed,
+                    a.url,
+                    count.attempts,
+                    a.error,
+                    a.now.timestamp(),
+                    count.given_up
+                ])?;
+            }
+            tx.commit()?;
+            Ok(count)
         })
     }
 
@@ -1181,19 +1184,54 @@ mod tests {
         assert_eq!(s.feed_moved("b").unwrap(), Some(m));
 
         assert_eq!(s.page_failure(9).unwrap(), None);
-        assert_eq!(s.page_failed(9, "a", "http://p/", "500", now).unwrap(), 1);
+        let fail = |key, url, error, seen| PageAttempt {
+            key,
+            feed: "a",
+            url,
+            error,
+            now,
+            seen,
+            max_attempts: 3,
+            permanent: false,
+        };
         assert_eq!(
-            s.page_failed(9, "a", "http://p/", "timeout", now).unwrap(),
-            2
+            s.page_failed(&fail(9, "http://p/", "500", None)).unwrap(),
+            PageCount {
+                attempts: 1,
+                counted: true,
+                given_up: false,
+                gave_up: false
+            }
         );
+        // Another feed that looked before that failure was counted: the same try.
+        let same = s.page_failed(&fail(9, "http://p/", "500", None)).unwrap();
+        assert_eq!((same.attempts, same.counted), (1, false));
+        let second = s
+            .page_failed(&fail(9, "http://p/", "timeout", Some(1)))
+            .unwrap();
+        assert_eq!((second.attempts, second.counted), (2, true));
         let pf = s.page_failure(9).unwrap().unwrap();
         assert_eq!(
             (pf.attempts, pf.given_up, pf.last_error.as_str()),
             (2, false, "timeout")
         );
         assert_eq!(pf.last_at, now);
-        s.give_up_page(9).unwrap();
-        s.page_failed(10, "a", "http://q/", "404", now).unwrap();
+        let third = s
+            .page_failed(&fail(9, "http://p/", "500", Some(2)))
+            .unwrap();
+        assert_eq!(
+            (third.attempts, third.given_up, third.gave_up),
+            (3, true, true)
+        );
+        let after = s
+            .page_failed(&fail(9, "http://p/", "500", Some(3)))
+            .unwrap();
+        assert_eq!(
+            (after.attempts, after.counted, after.given_up, after.gave_up),
+            (3, false, true, false),
+            "given up once, never counted past it"
+        );
+        s.page_failed(&fail(10, "http://q/", "404", None)).unwrap();
         let gone = s.given_up_pages().unwrap();
         assert_eq!(gone.len(), 1);
         assert_eq!(
@@ -1221,11 +1259,17 @@ mod tests {
         let s = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(s.feed_state("old").unwrap().items, 4);
         assert_eq!(s.feed_moved("old").unwrap(), None);
-        assert_eq!(
-            s.page_failed(1, "old", "http://p/", "x", Utc::now())
-                .unwrap(),
-            1
-        );
+        let a = PageAttempt {
+            key: 1,
+            feed: "old",
+            url: "http://p/",
+            error: "x",
+            now: Utc::now(),
+            seen: None,
+            max_attempts: 5,
+            permanent: false,
+        };
+        assert_eq!(s.page_failed(&a).unwrap().attempts, 1);
     }
 
     /// A store indexed by an older gleaner (band table, 256-byte signature)
