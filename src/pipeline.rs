@@ -240,26 +240,31 @@ impl Context {
 /// `[fetch] page_attempts` at once.
 #[derive(Default)]
 pub struct Pass {
-    failed_pages: std::sync::Mutex<HashMap<u64, String>>,
+    /// Per page: the error of its failure in this pass, if it failed.
+    /// Held while that failure is recorded, so a feed that finds the page
+    /// failed also finds the store's record of it (given up, say).
+    pages: std::sync::Mutex<HashMap<u64, Arc<std::sync::Mutex<Option<String>>>>>,
 }
 
 impl Pass {
+    fn page(&self, key: u64) -> Arc<std::sync::Mutex<Option<String>>> {
+        self.pages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    /// The error the page failed with in this pass, if it did.
     fn failed(&self, key: u64) -> Option<String> {
-        self.failed_pages
+        let page = self
+            .pages
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
-            .cloned()
-    }
-
-    /// Notes a failure of the page; false when one was noted already.
-    fn note_failed(&self, key: u64, why: &str) -> bool {
-        let mut pages = self.failed_pages.lock().unwrap_or_else(|e| e.into_inner());
-        if pages.contains_key(&key) {
-            return false;
-        }
-        pages.insert(key, why.to_string());
-        true
+            .cloned();
+        page.and_then(|p| p.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 }
 
@@ -771,7 +776,13 @@ fn page_failed(
     report: &mut FeedReport,
 ) {
     let max = ctx.config.fetch.page_attempts.max(1);
-    let recorded = if permanent || pass.note_failed(cand.url_key, why) {
+    let page = pass.page(cand.url_key);
+    let mut failed = page.lock().unwrap_or_else(|e| e.into_inner());
+    let first = failed.is_none();
+    if first {
+        *failed = Some(why.to_string());
+    }
+    let recorded = if permanent || first {
         ctx.store.page_failed(&PageAttempt {
             key: cand.url_key,
             feed: &feed.name,
@@ -791,6 +802,7 @@ fn page_failed(
             gave_up: false,
         })
     };
+    drop(failed);
     let count = match recorded {
         Ok(c) => c,
         Err(e) => {
@@ -870,7 +882,12 @@ async fn fetch_and_extract(
         {
             return Err(PageError::Paused(e.to_string()))
         }
-        Err(e @ crate::fetch::FetchError::Refused { .. }) => {
+        // Refused for what the link itself is (scheme, local file, private
+        // address): that never changes. A redirect's target or a name's
+        // DNS answer might, so those are failures like any other.
+        Err(ref e @ crate::fetch::FetchError::Refused { ref url, why })
+            if url == cand.link.as_str() && why != crate::fetch::netguard::WHY_NAME =>
+        {
             return Err(PageError::Refused(e.to_string()))
         }
         Err(e) => return Err(PageError::Failed(e.to_string())),

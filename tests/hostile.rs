@@ -597,8 +597,15 @@ fn redirect_loops_long_chains_and_other_schemes_fail_cleanly() {
     );
     assert_feed_error(&m.run, "to-ftp", &["redirect to a ftp: URL refused"]);
     let block = feed_block(&m.run.stdout, "file-items");
-    assert!(block.contains("2 item(s) failed"), "{block}");
-    assert!(block.contains("only followed from local feeds"), "{block}");
+    // A file: link can never be fetched from an http feed: given up at
+    // once. A redirect to one is the server's answer of the day: retried.
+    assert!(block.contains("1 item(s) failed"), "{block}");
+    assert!(block.contains("1 page(s) given up"), "{block}");
+    assert!(
+        block.contains("file:///etc/passwd: refused, not fetched")
+            && block.contains("only followed from local feeds"),
+        "{block}"
+    );
     assert!(
         block.contains("redirect target is not an http or https URL"),
         "{block}"
@@ -676,10 +683,28 @@ fn feeds_of_100k_items_finish_in_bounded_time_and_memory() {
     );
     let m = fetch_measured(&td);
     check_pass(&td, &m, "100k items", Duration::from_secs(45));
-    for feed in ["huge", "bare", "json"] {
+    // The cut is in each feed's summary, with how many items it left out.
+    let bare_items = (10 << 20) / format!("<item><link>{}</link></item>\n", pages[4]).len();
+    for (feed, total) in [("huge", 100_000), ("bare", bare_items), ("json", 100_000)] {
         let block = feed_block(&m.run.stdout, feed);
-        assert!(block.ends_with(" ok"), "{feed}: {block}\n{}", m.run);
+        let status = block.lines().next().unwrap_or_default();
+        assert!(status.ends_with(" ok"), "{feed}: {block}\n{}", m.run);
+        let note = format!(
+            "{} items beyond the 10000-item limit ignored",
+            total - 10_000
+        );
+        assert!(
+            block.contains(&note),
+            "{feed}: {note:?} missing: {block}\n{}",
+            m.run
+        );
     }
+    assert!(
+        feed_block(&m.run.stdout, "json-empty")
+            .contains("items beyond the 10000-item limit ignored"),
+        "{}",
+        m.run
+    );
     for i in [0, 1, 2, 3, 5] {
         td.story_titled(&format!("Huge feed story {i}"));
     }
@@ -696,13 +721,23 @@ fn feeds_of_100k_items_finish_in_bounded_time_and_memory() {
     // Items without a link are reported, up to the cut.
     assert_feed_error(&m.run, "json-empty", &["10000 item(s) failed"]);
     assert!(feed_block(&m.run.stdout, "json-empty").contains("item has no link"));
-    // The cut is logged.
+    // The cut is logged, once per feed, naming it.
     assert_eq!(
         m.run.stderr.matches("too many items").count(),
         4,
         "{}",
         m.run
     );
+    for feed in ["huge", "bare", "json", "json-empty"] {
+        assert!(
+            m.run
+                .stderr
+                .lines()
+                .any(|l| l.contains("too many items") && l.contains(&format!("feed={feed} "))),
+            "{feed}\n{}",
+            m.run
+        );
+    }
 }
 
 #[test]
