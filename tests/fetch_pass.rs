@@ -949,3 +949,474 @@ fn legacy_charsets_windows_1252_and_shift_jis_decode_correctly() {
     }
     assert_story_text(&ja.text, ja_title, &ja_paras, "Shift_JIS page");
 }
+
+/// A page of the "Valley Ledger": masthead, the article (a headline, its
+/// paragraphs, then whatever `tail` blocks follow inside the article
+/// container) and a footer.
+fn ledger_page(title: &str, paras: &[String], tail: &[&str]) -> String {
+    let body: String = paras
+        .iter()
+        .chain(
+            tail.iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .iter(),
+        )
+        .map(|p| format!("<p>{}</p>\n", html_escape(p)))
+        .collect();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} | Valley Ledger</title></head>\n\
+         <body><header><nav><a href=\"/\">Home</a> <a href=\"/news/\">News</a></nav></header>\n\
+         <main><div class=\"story-content\"><h1>{t}</h1>\n{body}</div></main>\n\
+         <footer>Valley Ledger, 1 Main Street.</footer></body></html>",
+        t = html_escape(title)
+    )
+}
+
+/// A made-up house promo: no phrase list knows it, only learning can.
+const VALLEY_PROMO: &str = "Hear the Lantern Hour with Mira Okafor on weekday evenings, \
+     streamed live from our studio above the old mill on Quarry Lane.";
+
+/// Learned boilerplate holds across passes: the promo every story carries
+/// is dropped at the cold start (the batch is the evidence) and in every
+/// later pass however few new items it brings (the store is), while a
+/// short block unique to one story is kept.
+#[test]
+fn learned_boilerplate_stays_learned_in_later_small_passes() {
+    let server = TestServer::start();
+    let td = TestDir::new();
+    let unique =
+        |i: usize| format!("Correction {i}: an earlier version gave the wrong date for vote {i}.");
+    let title = |i: usize| format!("River path story {i}");
+    let paras = |i: usize| crate::crash::prose(500 + i as u64);
+    for i in 0..16 {
+        let u = unique(i);
+        server.route_fixed(
+            &format!("/news/story-{i}.html"),
+            Response::html(ledger_page(&title(i), &paras(i), &[&u, VALLEY_PROMO])),
+        );
+    }
+    let publish = |n: usize| {
+        let items: Vec<Item> = (0..n)
+            .rev()
+            .map(|i| {
+                Item::new(
+                    &title(i),
+                    &server.url(&format!("/news/story-{i}.html")),
+                    utc("2024-03-05T08:00:00Z") + ChronoDuration::minutes(i as i64),
+                )
+            })
+            .collect();
+        server.route_fixed(
+            "/valley.rss",
+            Response::rss(rss("Valley", &server.url("/"), &items)),
+        );
+    };
+    td.write_config(&[("valley", &server.url("/valley.rss"))]);
+
+    // Premise: the extractor alone keeps the promo (it is in the article).
+    let page = td.write_file(
+        "page.html",
+        ledger_page(&title(0), &paras(0), &[VALLEY_PROMO]),
+    );
+    let alone = td.run(&[std::ffi::OsStr::new("extract"), page.as_os_str()]);
+    assert_exit(&alone, 0, "extract one page");
+    assert!(
+        alone.stdout.contains("Lantern Hour"),
+        "premise: without learning the promo is extracted\n{alone}"
+    );
+
+    let mut written = 0;
+    for (pass, n) in [8usize, 9, 13, 14, 15, 16].into_iter().enumerate() {
+        publish(n);
+        let run = td.fetch();
+        assert_exit(&run, 0, &format!("pass {pass}"));
+        let stories = td.stories();
+        assert_eq!(stories.len(), n, "pass {pass}: every item written\n{run}");
+        assert!(stories.len() > written);
+        written = stories.len();
+        for s in &stories {
+            assert!(
+                !s.text.contains("Lantern Hour"),
+                "pass {pass} ({n} stories): the learned promo leaked into {}:\n{}",
+                s.txt.display(),
+                s.text
+            );
+            let i: usize = s.json["title"]
+                .as_str()
+                .and_then(|t| t.rsplit(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("title of {:?}", s.json));
+            assert!(
+                s.text.contains(&unique(i)),
+                "pass {pass}: the block unique to story {i} was dropped:\n{}",
+                s.text
+            );
+            for p in paras(i) {
+                assert!(
+                    s.text.contains(p.trim()),
+                    "story {i} lost prose:\n{}",
+                    s.text
+                );
+            }
+        }
+    }
+}
+
+/// One page linked from more feeds than `page_attempts`, failing for one
+/// pass: that is one try, not one per feed. It is not given up, and the
+/// pass after it recovers writes it once, the other feeds' items listed as
+/// its copies.
+#[test]
+fn a_page_linked_from_many_feeds_is_one_try_per_pass() {
+    let server = TestServer::start();
+    let td = TestDir::new();
+    let art = Article::new(
+        "f0",
+        "Harbour Bridge Reopens After Repairs",
+        "/page.html",
+        0,
+        "2024-03-05T10:00:00Z",
+    );
+    let n = 6;
+    let (healthy, feeds) = many_feeds_one_page(
+        &server,
+        &td,
+        &art,
+        n,
+        "\n[fetch]\npage_attempts = 3\n[schedule]\nerror_backoff = \"1s\"\n",
+    );
+    for pass in 1..=2 {
+        let run = td.fetch();
+        assert_exit(&run, 0, &format!("failing pass {pass}"));
+        assert!(
+            !run.combined().contains("given up"),
+            "pass {pass}: {n} feeds failing once are one try of 3\n{run}"
+        );
+        assert!(
+            run.stdout.contains(&format!("{n} failed items")),
+            "pass {pass}: each feed's item is retried\n{run}"
+        );
+        assert_eq!(td.output_files("txt").len(), 0);
+        let store = gleaner::store::SqliteStore::open(&td.state_dir()).unwrap();
+        let key = gleaner::dedupe::url_key(&gleaner::dedupe::canonical_url(
+            &url::Url::parse(&server.url(&art.path)).unwrap(),
+        ));
+        let pf = gleaner::store::StateStore::page_failure(&store, key)
+            .unwrap()
+            .expect("the failure is recorded");
+        assert_eq!((pf.attempts, pf.given_up), (pass, false), "pass {pass}");
+    }
+
+    healthy.store(true, Ordering::SeqCst);
+    // Past the page's backoff after its second try (`error_backoff`).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = td.fetch();
+    assert_exit(&run, 0, "recovered pass");
+    let stories = td.stories();
+    assert_eq!(stories.len(), 1, "written exactly once\n{run}");
+    let j = &stories[0].json;
+    let dups = j["duplicates"].as_array().expect("duplicates list");
+    assert_eq!(dups.len(), n - 1, "the other feeds' sightings\n{j:#}");
+    let mut seen: Vec<&str> = dups
+        .iter()
+        .map(|d| d["feed"].as_str().unwrap())
+        .chain(j["feed"].as_str())
+        .collect();
+    seen.sort_unstable();
+    let mut want: Vec<&str> = feeds.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(seen, want, "every feed once\n{j:#}");
+    assert!(run.stdout.contains("1 new,"), "{run}");
+}
+
+/// Feeds `f0..fN` each with one item (own GUID) linking `path`, which
+/// answers 500 until `healthy` is set; `extra` is appended to the config.
+fn many_feeds_one_page(
+    server: &TestServer,
+    td: &TestDir,
+    art: &Article,
+    n: usize,
+    extra: &str,
+) -> (Arc<AtomicBool>, Vec<String>) {
+    let healthy = Arc::new(AtomicBool::new(false));
+    server.route(
+        &art.path,
+        switch(
+            Arc::clone(&healthy),
+            Response::status(500),
+            Response::html(art.page(server)),
+        ),
+    );
+    let mut feeds = Vec::new();
+    for f in 0..n {
+        let item = art.item(server).guid(&format!("feed-{f}-item"));
+        server.route_fixed(
+            &format!("/f/{f}.rss"),
+            Response::rss(rss(&format!("Feed {f}"), &server.url("/"), &[item])),
+        );
+        feeds.push((format!("f{f}"), server.url(&format!("/f/{f}.rss"))));
+    }
+    let mut cfg = TestDir::config_text(
+        &feeds
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    cfg.push_str(extra);
+    td.write_config_text(&cfg);
+    (healthy, feeds.into_iter().map(|(f, _)| f).collect())
+}
+
+/// The same page failing in every feed's pass is given up once, after
+/// `page_attempts` passes, with one warning; then it is not asked again.
+#[test]
+fn a_page_linked_from_many_feeds_is_given_up_once() {
+    let server = TestServer::start();
+    let td = TestDir::new();
+    let art = Article::new(
+        "f0",
+        "Night Market Returns to the Old Quarter",
+        "/market.html",
+        4,
+        "2024-03-05T10:00:00Z",
+    );
+    let n = 5;
+    many_feeds_one_page(&server, &td, &art, n, "\n[fetch]\npage_attempts = 2\n");
+    let first = td.fetch();
+    assert!(!first.combined().contains("given up"), "{first}");
+    let second = td.fetch();
+    assert_exit(&second, 0, "the pass that gives up");
+    assert_eq!(
+        second.stderr.matches("page given up after 2 tries").count(),
+        1,
+        "the give-up is logged once\n{second}"
+    );
+    assert!(
+        second
+            .stdout
+            .contains("given up after 2 tries: HTTP status 500"),
+        "{second}"
+    );
+    let hits = server.hits(&art.path);
+    let third = td.fetch();
+    assert_exit(&third, 0, "after the give-up");
+    assert_eq!(server.hits(&art.path), hits, "given up: not asked again");
+    assert!(!third.combined().contains("given up after"), "{third}");
+}
+
+/// Links gleaner refuses (a local file or a `data:` URL in an http feed, a
+/// scheme it does not fetch) can never succeed: each is reported once and
+/// not retried, and they do not cost the feed its validators, so the next
+/// pass is a 304.
+#[test]
+fn refused_links_are_reported_once_and_not_retried() {
+    let server = TestServer::start();
+    let td = TestDir::new();
+    let ok = Article::new(
+        "open-feed",
+        "Tram Line Extension Opens to Passengers",
+        "/open/tram",
+        3,
+        "2024-03-05T10:00:00Z",
+    );
+    ok.serve(&server);
+    let refused = [
+        "file:///etc/passwd",
+        "data:text/html,<p>hello</p>",
+        "gopher://127.0.0.1/1/news",
+    ];
+    let items = |extra: &[Item]| -> Vec<Item> {
+        let mut v: Vec<Item> = refused
+            .iter()
+            .enumerate()
+            .map(|(i, link)| Item::new(&format!("Odd link {i}"), link, utc("2024-03-05T09:00:00Z")))
+            .collect();
+        v.push(ok.item(&server));
+        v.extend_from_slice(extra);
+        v
+    };
+    let serve_feed = |items: &[Item], etag: &str| {
+        server.route(
+            "/open/rss",
+            conditional(
+                Response::rss(rss("Open Feed", &server.url("/open"), items)),
+                etag,
+                "Tue, 05 Mar 2024 10:00:00 GMT",
+            ),
+        );
+    };
+    serve_feed(&items(&[]), "\"v1\"");
+    td.write_config(&[("open-feed", &server.url("/open/rss"))]);
+
+    let run = td.fetch();
+    assert_exit(&run, 0, "first pass");
+    assert_eq!(td.output_files("txt").len(), 1, "{run}");
+    assert_eq!(
+        run.stdout.matches("refused, not fetched").count(),
+        refused.len(),
+        "each refused link is in the summary\n{run}"
+    );
+    assert!(run.stdout.contains("3 page(s) given up"), "{run}");
+    assert!(
+        !run.stdout.contains("retried next pass"),
+        "a refused link is not retried\n{run}"
+    );
+    assert_eq!(
+        run.stderr.matches("link refused").count(),
+        refused.len(),
+        "one warning each\n{run}"
+    );
+
+    // Nothing held the validators back: a 304, nothing reported again.
+    let run = td.fetch();
+    assert_exit(&run, 0, "second pass");
+    assert!(run.stdout.contains("not modified"), "{run}");
+    assert!(!run.combined().contains("refused"), "{run}");
+    let statuses: Vec<u16> = server
+        .requests_for("/open/rss")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [200, 304]);
+
+    // The feed changes: the new item is written, the refused ones stay quiet.
+    let fresh = Article::new(
+        "open-feed",
+        "Lifeboat Volunteers Receive Bravery Medals",
+        "/open/lifeboat",
+        5,
+        "2024-03-06T10:00:00Z",
+    );
+    fresh.serve(&server);
+    serve_feed(&items(&[fresh.item(&server)]), "\"v2\"");
+    let run = td.fetch();
+    assert_exit(&run, 0, "third pass");
+    assert_eq!(td.output_files("txt").len(), 2, "{run}");
+    assert!(!run.combined().contains("refused"), "{run}");
+    assert!(run.stdout.contains(" ok"), "{run}");
+}
+
+/// A tracking-parameter copy of a page in the same feed is a duplicate,
+/// as it is from another feed: listed in the story's `duplicates` and
+/// counted in the summary; the same item twice is one item.
+#[test]
+fn tracking_copy_in_the_same_feed_is_listed_as_a_duplicate() {
+    let server = TestServer::start();
+    let td = TestDir::new();
+    let art = Article::new(
+        "harbour",
+        "Orchards Report Record Apple Harvest",
+        "/story.html",
+        2,
+        "2024-03-05T10:00:00Z",
+    );
+    art.serve(&server);
+    let plain = server.url(&art.path);
+    let tracked = format!("{plain}?utm_source=x&fbclid=y");
+    let items = [
+        Item::new(&art.title, &plain, art.published).guid("s-1"),
+        Item::new(&art.title, &tracked, art.published).guid("s-2"),
+        // The same item again (same GUID, same link): not a copy.
+        Item::new(&art.title, &plain, art.published).guid("s-1"),
+    ];
+    server.route_fixed(
+        "/harbour.rss",
+        Response::rss(rss("Harbour", &server.url("/"), &items)),
+    );
+    td.write_config(&[("harbour", &server.url("/harbour.rss"))]);
+
+    let check = |when: &str| {
+        let stories = td.stories();
+        assert_eq!(stories.len(), 1, "{when}");
+        let j = &stories[0].json;
+        assert_eq!(j["url"].as_str(), Some(plain.as_str()), "{when}\n{j:#}");
+        let dups = j["duplicates"].as_array().expect("duplicates");
+        assert_eq!(dups.len(), 1, "{when}: one copy\n{j:#}");
+        assert_eq!(
+            dups[0]["url"].as_str(),
+            Some(tracked.as_str()),
+            "{when}\n{j:#}"
+        );
+        assert_eq!(dups[0]["feed"].as_str(), Some("harbour"), "{when}\n{j:#}");
+        assert_eq!(dups[0]["matched_by"].as_str(), Some("url"), "{when}\n{j:#}");
+    };
+    let run = td.fetch();
+    assert_exit(&run, 0, "first pass");
+    check("after pass 1");
+    assert!(
+        run.stdout
+            .contains("total: 1 feeds (0 failed), 1 new, 1 duplicate,"),
+        "{run}"
+    );
+    assert_eq!(server.hits(&art.path), 1, "one page, fetched once");
+    // Re-read (no validators): the copy is known, not listed again.
+    let run = td.fetch();
+    assert_exit(&run, 0, "second pass");
+    check("after pass 2");
+    assert!(run.stdout.contains("0 new, 0 duplicate,"), "{run}");
+}
+
+/// `gleaner fetch` with the default log filter (no GLEANER_LOG).
+fn fetch_default_log(td: &TestDir) -> RunResult {
+    let out = crate::common::testdir::loopback_only(&mut std::process::Command::new(
+        crate::common::testdir::BIN,
+    ))
+    .arg("fetch")
+    .arg("--config")
+    .arg(td.config_path())
+    .current_dir(&td.cwd)
+    .env_remove("GLEANER_LOG")
+    .env_remove("RUST_LOG")
+    .env("NO_COLOR", "1")
+    .output()
+    .unwrap();
+    RunResult {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: std::time::Duration::ZERO,
+    }
+}
+
+/// At the default log level a warning names the feed (and the page) it is
+/// about: the spans carrying them are enabled whenever warnings are.
+#[test]
+fn warnings_name_the_feed_and_url_at_the_default_log_level() {
+    let server = TestServer::start();
+    let td = TestDir::new();
+    server.route_fixed("/tide.rss", Response::status(500));
+    let items = [Item::new(
+        "Sea Wall Works Delayed",
+        &server.url("/broken.html"),
+        utc("2024-03-05T10:00:00Z"),
+    )];
+    server.route_fixed(
+        "/gull.rss",
+        Response::rss(rss("Gull", &server.url("/"), &items)),
+    );
+    server.route_fixed("/broken.html", Response::status(502));
+    td.write_config(&[
+        ("tidewater", &server.url("/tide.rss")),
+        ("gullcove", &server.url("/gull.rss")),
+    ]);
+    let run = fetch_default_log(&td);
+    assert_exit(&run, 0, "a failing feed and a failing page");
+    let line = |what: &str| {
+        run.stderr
+            .lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} line\n{run}"))
+            .to_string()
+    };
+    let failed = line("feed failed");
+    assert!(
+        failed.contains("tidewater") && failed.contains(&server.url("/tide.rss")),
+        "{failed}"
+    );
+    let page = line("page failed");
+    assert!(
+        page.contains("gullcove") && page.contains(&server.url("/broken.html")),
+        "{page}"
+    );
+}

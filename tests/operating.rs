@@ -629,3 +629,84 @@ fn export_opml_round_trips_through_import() {
     assert!(xml.contains("file://"), "{xml}");
     assert!(err.contains("file"), "{err}");
 }
+
+/// A host that asks for a pause (503 + Retry-After) defers its feeds; it
+/// does not fail them. A feed of that host deferred in one pass is not
+/// recorded as failing, so its first real error later still warns.
+#[test]
+fn a_host_pause_defers_feeds_without_counting_a_failure() {
+    let server = TestServer::start();
+    // The first feed's answer takes a moment, so the second queues behind it
+    // for the host's one slot and finds the host paused.
+    // In the second pass the host no longer asks for a pause.
+    let broken = Arc::new(AtomicBool::new(false));
+    let later = Arc::clone(&broken);
+    let empty = rss("A", &server.url("/"), &[]);
+    server.route(
+        "/a.rss",
+        Arc::new(move |_req: &Request, _n: usize| {
+            if later.load(Ordering::SeqCst) {
+                return Response::rss(empty.clone());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            Response::status(503).header("Retry-After", "30")
+        }),
+    );
+    let items = serve_articles(&server, "b", 1, 1);
+    server.route(
+        "/b.rss",
+        switch(
+            Arc::clone(&broken),
+            Response::rss(rss("B", &server.url("/"), &items)),
+            Response::status(500),
+        ),
+    );
+    let td = TestDir::new();
+    let (a, b) = (server.url("/a.rss"), server.url("/b.rss"));
+    td.write_config_text(&config(
+        "\n[fetch]\nper_host = 1\nconcurrency = 4\n",
+        &[("a", &a), ("b", &b)],
+    ));
+    let (code, out, log) = fetch(&td, "warn");
+    assert_eq!(code, Some(0), "{out}\n{log}");
+    assert_eq!(server.hits("/b.rss"), 0, "b waited for the host\n{out}");
+    assert!(out.contains("total: 2 feeds (0 failed)"), "{out}");
+    assert_eq!(
+        out.matches("deferred: host asked us to wait until").count(),
+        2,
+        "{out}"
+    );
+    assert!(!log.contains("feed failed"), "a pause is no failure\n{log}");
+    {
+        let store = gleaner::store::SqliteStore::open(&td.state_dir()).unwrap();
+        for feed in ["a", "b"] {
+            let st = gleaner::store::StateStore::feed_state(&store, feed).unwrap();
+            assert_eq!(st.failures, 0, "{feed}: {st:?}");
+            assert_eq!(st.last_error, None, "{feed}: {st:?}");
+        }
+    }
+    let (_, status, _) = run_logged(
+        &td,
+        &["status", "--config", td.config_path().to_str().unwrap()],
+        "warn",
+    );
+    let row = status
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("b"))
+        .unwrap_or_else(|| panic!("no row for b\n{status}"));
+    assert!(
+        row.trim_end().ends_with(" 0  -"),
+        "b: no failures, no error\n{status}"
+    );
+
+    // A later pass (the pause lives in the process that was told) meets a
+    // real error on b: that is b's first failure, and it warns.
+    broken.store(true, Ordering::SeqCst);
+    let (code, out, log) = fetch(&td, "warn");
+    assert_eq!(code, Some(0), "{out}\n{log}");
+    let warned: Vec<&str> = log.lines().filter(|l| l.contains("feed failed")).collect();
+    assert!(
+        warned.len() == 1 && warned[0].contains("feed=b") && warned[0].contains(" WARN "),
+        "b's first real failure warns once\n{log}"
+    );
+}

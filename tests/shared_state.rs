@@ -711,3 +711,75 @@ fn a_long_poll_keeps_its_lease() {
     assert_eq!(server.hits(feed_path), 1, "{}", server.log_summary());
     assert_output(&td.out_dir(), &farm.stories);
 }
+
+/// Many feeds (threads here; instances on PostgreSQL) failing on one page
+/// at once: one try counted, one give-up, whatever the backend.
+fn page_failures_count_once(store: &dyn StateStore, what: &str) {
+    use gleaner::store::{PageAttempt, PageCount};
+    let fail = |key: u64, seen: Option<u32>, permanent: bool| PageAttempt {
+        key,
+        feed: "f",
+        url: "http://127.0.0.1:9/page.html",
+        error: "HTTP status 500",
+        now: Utc::now(),
+        seen,
+        max_attempts: 2,
+        permanent,
+    };
+    let at_once = |seen: Option<u32>| -> Vec<PageCount> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| store.page_failed(&fail(7, seen, false)).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    let first = at_once(None);
+    assert_eq!(
+        first.iter().filter(|c| c.counted).count(),
+        1,
+        "{what}: {first:?}"
+    );
+    assert!(
+        first.iter().all(|c| c.attempts == 1 && !c.given_up),
+        "{what}: {first:?}"
+    );
+    let second = at_once(Some(1));
+    assert_eq!(
+        second.iter().filter(|c| c.gave_up).count(),
+        1,
+        "{what}: given up once: {second:?}"
+    );
+    assert!(
+        second.iter().all(|c| c.attempts == 2 && c.given_up),
+        "{what}: {second:?}"
+    );
+    let pf = store.page_failure(7).unwrap().unwrap();
+    assert_eq!((pf.attempts, pf.given_up), (2, true), "{what}");
+    // A link that can never be fetched is given up at its first failure.
+    let refused = store.page_failed(&fail(8, None, true)).unwrap();
+    assert_eq!(
+        (refused.attempts, refused.gave_up),
+        (1, true),
+        "{what}: {refused:?}"
+    );
+    let given_up: Vec<u32> = store
+        .given_up_pages()
+        .unwrap()
+        .iter()
+        .map(|p| p.attempts)
+        .collect();
+    assert_eq!(given_up.len(), 2, "{what}: {given_up:?}");
+}
+
+#[test]
+fn a_page_s_failures_are_counted_atomically_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = gleaner::store::SqliteStore::open(dir.path()).unwrap();
+    page_failures_count_once(&sqlite, "sqlite");
+    let Some((pg, url)) = database("pagefail") else {
+        return;
+    };
+    let a = store(&pg, &url, "a", Duration::from_secs(30));
+    page_failures_count_once(&a, "postgres");
+}
