@@ -15,6 +15,10 @@
 //! A page that keeps failing is retried with backoff (`schedule::page_retry_after`)
 //! and given up after `[fetch] page_attempts` tries: reported, recorded in
 //! the store, and from then on no reason to withhold the feed's validators.
+//! A pass counts one try per page however many feeds link it (`Pass`); a
+//! link refused for what it is (scheme, local file, private address) is
+//! given up at its first try. A feed whose host asked for a pause
+//! (Retry-After) is deferred, not failed.
 //! A feed that answered with permanent redirects is polled at its new URL
 //! (stored) for as long as the config names the URL it moved from.
 
