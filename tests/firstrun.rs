@@ -721,3 +721,52 @@ fn man_pages_for_gleaner_and_each_command() {
         "no page for the hidden command"
     );
 }
+
+// ---- reading the articles -------------------------------------------------------
+
+/// Story files get the mode the umask gives an ordinary file (the packaged
+/// unit's UMask=0027: readable by the service's group), not tempfile's
+/// 0600, so the README's "add readers to the group" works.
+#[test]
+fn stories_are_created_per_the_umask_so_a_group_can_read_them() {
+    let td = TestDir::new();
+    let page = td.write_file(
+        "pages/bridge.html",
+        article_page("Harbour bridge reopens", &paragraphs(0), None),
+    );
+    let link = format!("file://{}", page.display());
+    let feed = td.write_file(
+        "conf/local.rss",
+        rss(
+            "Local",
+            "file:///",
+            &[Item::new(
+                "Harbour bridge reopens",
+                &link,
+                utc("2024-03-05T10:00:00Z"),
+            )],
+        ),
+    );
+    let cfg = td.write_config(&[("local", &*feed.to_string_lossy())]);
+    let script = format!(
+        "umask 027 && exec '{BIN}' fetch --config '{}'",
+        cfg.display()
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&td.cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files: Vec<PathBuf> = walk_files(&td.out_dir());
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in files {
+        let mode = std::fs::metadata(&f).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o640, "{}: {mode:o}", f.display());
+    }
+}
