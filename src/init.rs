@@ -189,7 +189,8 @@ pub fn dir_hint(key: &str, dir: &Path, config: &Path, err: &std::io::Error) -> S
         ),
         ErrorKind::ReadOnlyFilesystem => format!(
             "{d} is on a read-only file system (under the packaged systemd unit only \
-             /var/lib/gleaner is writable): choose a directory below /var/lib/gleaner"
+             /var/lib/gleaner is writable): choose a directory below /var/lib/gleaner, \
+             or allow this one with `ReadWritePaths={d}` in a drop-in (`systemctl edit gleaner`)"
         ),
         ErrorKind::NotFound => format!("create {d} (`mkdir -p {d}`)"),
         _ => format!("{key} must be a directory gleaner can create and write"),
