@@ -217,8 +217,8 @@ pub fn main() -> ExitCode {
     // unchanged feed stays at debug). One-shot commands print their own
     // summary, so they only log warnings.
     let default_level = match cli.command {
-        Command::Run { .. } => "warn,gleaner=info",
-        _ => "warn",
+        Command::Run { .. } => tracing::Level::INFO,
+        _ => tracing::Level::WARN,
     };
     init_logging(cli.log_format, default_level);
     match run(cli.command) {
@@ -239,32 +239,74 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GLEANER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+/// What decides which spans and events are logged.
+enum LogFilter {
+    /// `GLEANER_LOG`, as the user wrote it.
+    Env(Box<tracing_subscriber::EnvFilter>),
+    /// No (valid) `GLEANER_LOG`: gleaner's events from `level` up, other
+    /// crates' warnings; gleaner's spans always, so that a warning names
+    /// the feed and URL it is about even when info events are off.
+    Default(tracing::Level),
+}
+
+fn init_logging(format: LogFormat, default_level: tracing::Level) {
+    use tracing_subscriber::filter::LevelFilter;
+    let filter = match tracing_subscriber::EnvFilter::try_from_env("GLEANER_LOG") {
+        Ok(f) => LogFilter::Env(Box::new(f)),
+        Err(_) => LogFilter::Default(default_level),
+    };
+    // The filter layer decides; the formatter lets everything through.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(std::io::stderr);
     let journal = stderr_is_journal();
     match (format, journal) {
-        (LogFormat::Json, false) => builder.json().init(),
+        (LogFormat::Json, false) => install(builder.json().finish(), filter),
         (LogFormat::Json, true) => {
             let json = tracing_subscriber::fmt::format().json();
-            builder
+            let sub = builder
                 .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
                 .event_format(journal::Prefixed(json))
-                .init()
+                .finish();
+            install(sub, filter)
         }
         // The journal stamps every line itself.
         (_, true) => {
             let text = tracing_subscriber::fmt::format().without_time();
-            builder
+            let sub = builder
                 .with_ansi(false)
                 .event_format(journal::Prefixed(text))
-                .init()
+                .finish();
+            install(sub, filter)
         }
-        (LogFormat::Text, false) => builder.with_ansi(false).init(),
-        (LogFormat::Auto, false) => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        (LogFormat::Text, false) => install(builder.with_ansi(false).finish(), filter),
+        (LogFormat::Auto, false) => install(
+            builder.with_ansi(std::io::stderr().is_terminal()).finish(),
+            filter,
+        ),
+    }
+}
+
+fn install<S>(subscriber: S, filter: LogFilter)
+where
+    S: tracing::Subscriber + Send + Sync + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    match filter {
+        LogFilter::Env(f) => subscriber.with(f).init(),
+        LogFilter::Default(level) => subscriber
+            .with(tracing_subscriber::filter::filter_fn(move |meta| {
+                let ours = meta.target() == "gleaner" || meta.target().starts_with("gleaner::");
+                if meta.is_span() {
+                    ours && *meta.level() <= tracing::Level::INFO
+                } else if ours {
+                    *meta.level() <= level
+                } else {
+                    *meta.level() <= tracing::Level::WARN
+                }
+            }))
+            .init(),
     }
 }
 

@@ -770,3 +770,34 @@ fn stories_are_created_per_the_umask_so_a_group_can_read_them() {
         assert_eq!(mode, 0o640, "{}: {mode:o}", f.display());
     }
 }
+
+/// At the default level (warnings only for `fetch`), a warning still names
+/// the feed and URL it is about.
+#[test]
+fn fetch_warnings_at_the_default_level_name_their_feed() {
+    let server = TestServer::start();
+    let td = TestDir::new();
+    server.route_fixed("/broken.rss", Response::status(500));
+    let url = server.url("/broken.rss");
+    let cfg = td.write_config(&[("broken", &url)]);
+    let mut cmd = Command::new(BIN);
+    cmd.args(["fetch", "--config"])
+        .arg(&cfg)
+        .current_dir(&td.cwd)
+        .env_remove("GLEANER_LOG")
+        .env_remove("JOURNAL_STREAM");
+    loopback_only(&mut cmd);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let warn = stderr
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("feed failed"))
+        .unwrap_or_else(|| panic!("no warning\n{stderr}"));
+    assert!(warn.contains("feed=broken"), "{warn}");
+    assert!(warn.contains(&format!("url={url}")), "{warn}");
+    assert!(
+        !stderr.contains(" INFO "),
+        "fetch logs warnings only\n{stderr}"
+    );
+}
