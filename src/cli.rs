@@ -78,14 +78,23 @@ enum Command {
     },
     /// Print the clean article text of HTML pages.
     ///
-    /// INPUT is a path, a .gz path, `-` for stdin, or an http(s) URL.
+    /// INPUT is a path, a .gz path, `-` for stdin, or an http(s) URL. An
+    /// input that fails (a missing file, a URL answering 404) is named on
+    /// stderr and the others are still extracted. Exit status: 0 when at
+    /// least one input was extracted (failures reported, as `fetch` reports
+    /// a failing feed), 1 when none could be.
     #[command(after_help = docs::EXTRACT_HELP)]
     Extract {
         /// Base URL for relative links (defaults to the input's own URL).
         #[arg(long)]
         url: Option<url::Url>,
-        /// Write DIR/<stem>.txt per input instead of printing.
-        #[arg(long)]
+        /// Write DIR/<stem>.txt per input instead of printing; <stem> is
+        /// the file name without .gz, .html, .htm (`stdin` for `-`). When
+        /// inputs share a stem (d1/x.html d2/x.html), the first in
+        /// command-line order gets <stem>.txt and each later one
+        /// <stem>-2.txt, <stem>-3.txt, ... (skipping names another input's
+        /// stem takes); stderr says which.
+        #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
         /// Worker threads (default: one per core).
         #[arg(long)]
@@ -203,7 +212,15 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The daemon logs what an operator wants in the journal (start, stop,
+    // reloads, recoveries, moved feeds, feeds with new stories; a 304 or an
+    // unchanged feed stays at debug). One-shot commands print their own
+    // summary, so they only log warnings.
+    let default_level = match cli.command {
+        Command::Run { .. } => tracing::Level::INFO,
+        _ => tracing::Level::WARN,
+    };
+    init_logging(cli.log_format, default_level);
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -222,16 +239,130 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GLEANER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+/// What decides which spans and events are logged.
+enum LogFilter {
+    /// `GLEANER_LOG`, as the user wrote it.
+    Env(Box<tracing_subscriber::EnvFilter>),
+    /// No (valid) `GLEANER_LOG`: gleaner's events from `level` up, other
+    /// crates' warnings; gleaner's spans always, so that a warning names
+    /// the feed and URL it is about even when info events are off.
+    Default(tracing::Level),
+}
+
+fn init_logging(format: LogFormat, default_level: tracing::Level) {
+    use tracing_subscriber::filter::LevelFilter;
+    let filter = match tracing_subscriber::EnvFilter::try_from_env("GLEANER_LOG") {
+        Ok(f) => LogFilter::Env(Box::new(f)),
+        Err(_) => LogFilter::Default(default_level),
+    };
+    // The filter layer decides; the formatter lets everything through.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.with_ansi(false).init(),
-        LogFormat::Auto => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    let journal = stderr_is_journal();
+    match (format, journal) {
+        (LogFormat::Json, false) => install(builder.json().finish(), filter),
+        (LogFormat::Json, true) => {
+            let json = tracing_subscriber::fmt::format().json();
+            let sub = builder
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(journal::Prefixed(json))
+                .finish();
+            install(sub, filter)
+        }
+        // The journal stamps every line itself.
+        (_, true) => {
+            let text = tracing_subscriber::fmt::format().without_time();
+            let sub = builder
+                .with_ansi(false)
+                .event_format(journal::Prefixed(text))
+                .finish();
+            install(sub, filter)
+        }
+        (LogFormat::Text, false) => install(builder.with_ansi(false).finish(), filter),
+        (LogFormat::Auto, false) => install(
+            builder.with_ansi(std::io::stderr().is_terminal()).finish(),
+            filter,
+        ),
+    }
+}
+
+fn install<S>(subscriber: S, filter: LogFilter)
+where
+    S: tracing::Subscriber + Send + Sync + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    match filter {
+        LogFilter::Env(f) => subscriber.with(f).init(),
+        LogFilter::Default(level) => subscriber
+            .with(tracing_subscriber::filter::filter_fn(move |meta| {
+                let ours = meta.target() == "gleaner" || meta.target().starts_with("gleaner::");
+                if meta.is_span() {
+                    ours && *meta.level() <= tracing::Level::INFO
+                } else if ours {
+                    *meta.level() <= level
+                } else {
+                    *meta.level() <= tracing::Level::WARN
+                }
+            }))
+            .init(),
+    }
+}
+
+/// Whether stderr is connected to the journal: systemd sets `JOURNAL_STREAM`
+/// to the stream's `device:inode`, and a child whose stderr was redirected
+/// elsewhere inherits the variable but not the stream (sd-daemon(3)).
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(var) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = var.to_str().and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+mod journal {
+    use tracing_subscriber::fmt::{format::Writer, FmtContext, FormatEvent, FormatFields};
+    use tracing_subscriber::registry::LookupSpan;
+
+    /// Starts each line with its syslog priority (`<3>` error, `<4>` warn,
+    /// `<6>` info, `<7>` debug and trace), which journald strips and stores
+    /// as the entry's priority, so `journalctl -p warning` works.
+    pub(super) struct Prefixed<F>(pub(super) F);
+
+    impl<S, N, F> FormatEvent<S, N> for Prefixed<F>
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+        F: FormatEvent<S, N>,
+    {
+        fn format_event(
+            &self,
+            ctx: &FmtContext<'_, S, N>,
+            mut writer: Writer<'_>,
+            event: &tracing::Event<'_>,
+        ) -> std::fmt::Result {
+            let priority = match *event.metadata().level() {
+                tracing::Level::ERROR => 3,
+                tracing::Level::WARN => 4,
+                tracing::Level::INFO => 6,
+                tracing::Level::DEBUG | tracing::Level::TRACE => 7,
+            };
+            write!(writer, "<{priority}>")?;
+            self.0.format_event(ctx, writer, event)
+        }
     }
 }
 
@@ -416,7 +547,10 @@ fn fetch(path: &Path) -> anyhow::Result<ExitCode> {
     let feeds = cfg.feeds.clone();
     if feeds.is_empty() {
         // Not an error: a fresh install has no feeds until someone adds them.
-        eprintln!("gleaner: {}", setup::no_feeds_message(path));
+        eprintln!(
+            "gleaner: {}",
+            setup::no_feeds_message(path, "there is nothing to fetch")
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let ctx = Arc::new(Context::new(cfg, store.clone()).map_err(|e| match e {
@@ -462,9 +596,11 @@ fn run_daemon(path: &Path) -> anyhow::Result<ExitCode> {
         .map_err(|e| setup::dir_error("output_dir", &cfg.output_dir, path, &e))?;
     let store = open_store(&cfg)?;
     if cfg.feeds.is_empty() {
+        // Not an error (the packaged config has no feeds and its service
+        // must not crash-loop): the daemon idles until a reload adds some.
         tracing::warn!(
-            config = %path.display(),
-            "no [[feed]] tables yet: idling; add feeds, then reload (`systemctl reload gleaner` or SIGHUP)"
+            "{} has no [[feed]] tables yet: idling until a reload adds some (add [[feed]] tables, then `systemctl reload gleaner` or SIGHUP)",
+            path.display()
         );
     }
     let summary = runtime()?
@@ -483,6 +619,13 @@ fn status(path: &Path) -> anyhow::Result<ExitCode> {
     use gleaner::daemon::{self, FeedStatus};
     use gleaner::store::StoreError;
     let cfg = load_config(path)?;
+    if cfg.feeds.is_empty() {
+        eprintln!(
+            "gleaner: {}",
+            setup::no_feeds_message(path, "there is no feed to show")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if cfg.state.backend == Backend::Postgres {
         // The database is readable while instances run.
         let store = PgStore::open_existing(&cfg.state).map_err(|e| setup::store_error(&e, &cfg))?;
@@ -655,11 +798,39 @@ fn stem_of(input: &str) -> String {
             s = x;
         }
     }
-    if s.is_empty() || s == "-" {
+    if input == "-" {
         "stdin".to_string()
+    } else if s.is_empty() {
+        // A URL ending in `/`.
+        "index".to_string()
     } else {
         s.to_string()
     }
+}
+
+/// `--out-dir` file names, one per input: `<stem>.txt`, except that an
+/// input whose stem an earlier input already has gets `<stem>-2.txt`,
+/// `<stem>-3.txt`, ... (the first such name that no input's own stem
+/// takes), so no output overwrites another and the names depend only on
+/// the order of the inputs.
+fn out_names(inputs: &[String]) -> Vec<String> {
+    let stems: Vec<String> = inputs.iter().map(|i| stem_of(i)).collect();
+    let mut taken: std::collections::HashSet<String> = stems.iter().cloned().collect();
+    let mut first_seen = std::collections::HashSet::new();
+    stems
+        .into_iter()
+        .map(|stem| {
+            if first_seen.insert(stem.clone()) {
+                return stem;
+            }
+            let name = (2..)
+                .map(|n| format!("{stem}-{n}"))
+                .find(|c| !taken.contains(c))
+                .unwrap_or_default();
+            taken.insert(name.clone());
+            name
+        })
+        .collect()
 }
 
 fn read_input(input: &str) -> anyhow::Result<Vec<u8>> {
@@ -670,19 +841,56 @@ fn read_input(input: &str) -> anyhow::Result<Vec<u8>> {
             .read_to_end(&mut bytes)
             .context("reading stdin")?;
     } else {
-        bytes = std::fs::read(input).with_context(|| format!("reading {input}"))?;
+        bytes = std::fs::read(input).context("cannot read it")?;
     }
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&bytes[..])
             .take(extract::MAX_HTML_BYTES as u64 * 4)
             .read_to_end(&mut out)
-            .with_context(|| format!("decompressing {input}"))?;
+            .context("cannot decompress it")?;
         bytes = out;
     }
     Ok(bytes)
 }
 
+fn is_url(input: &str) -> bool {
+    input.starts_with("http://") || input.starts_with("https://")
+}
+
+/// Fetches the URL inputs (the files are read by the workers); one failing
+/// URL fails only its own input.
+fn fetch_url_inputs(
+    inputs: &[String],
+) -> anyhow::Result<Vec<Option<anyhow::Result<gleaner::fetch::Body>>>> {
+    use gleaner::fetch::{Fetched, Fetcher, Kind};
+    let mut fetched: Vec<Option<anyhow::Result<gleaner::fetch::Body>>> =
+        inputs.iter().map(|_| None).collect();
+    if !inputs.iter().any(|i| is_url(i)) {
+        return Ok(fetched);
+    }
+    let fetcher = Fetcher::new(&config::FetchConfig::default())?;
+    let rt = runtime()?;
+    for (i, input) in inputs.iter().enumerate() {
+        if !is_url(input) {
+            continue;
+        }
+        let got = match url::Url::parse(input) {
+            Err(e) => Err(anyhow!("not a valid URL: {e}")),
+            Ok(u) => match rt.block_on(fetcher.get(&u, Kind::Page, None, false)) {
+                Ok(Fetched::Body(b)) => Ok(b),
+                Ok(Fetched::NotModified) => Err(anyhow!("unexpected 304 Not Modified")),
+                Err(e) => Err(anyhow::Error::new(e)),
+            },
+        };
+        fetched[i] = Some(got);
+    }
+    Ok(fetched)
+}
+
+/// `gleaner extract`: every input is tried; a failing one is named on
+/// stderr and makes the exit status 1, the others are still printed or
+/// written.
 fn extract_cmd(
     base: Option<url::Url>,
     out_dir: Option<PathBuf>,
@@ -691,29 +899,20 @@ fn extract_cmd(
     inputs: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
     if let Some(d) = &out_dir {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        std::fs::create_dir_all(d).map_err(|e| usage(format!("{}: {e}", d.display())))?;
     }
-    // URLs are fetched first (async); files are read by the workers.
-    let mut fetched: Vec<Option<gleaner::fetch::Body>> = inputs.iter().map(|_| None).collect();
-    if inputs
-        .iter()
-        .any(|i| i.starts_with("http://") || i.starts_with("https://"))
-    {
-        let fetcher = gleaner::fetch::Fetcher::new(&gleaner::config::FetchConfig::default())?;
-        let rt = runtime()?;
-        for (i, input) in inputs.iter().enumerate() {
-            if let Ok(u) = url::Url::parse(input) {
-                if matches!(u.scheme(), "http" | "https") {
-                    match rt.block_on(fetcher.get(&u, gleaner::fetch::Kind::Page, None, false))? {
-                        gleaner::fetch::Fetched::Body(b) => fetched[i] = Some(b),
-                        gleaner::fetch::Fetched::NotModified => {
-                            return Err(anyhow!("{input}: unexpected 304"))
-                        }
-                    }
-                }
+    let names = out_names(&inputs);
+    if out_dir.is_some() {
+        for (input, name) in inputs.iter().zip(&names) {
+            if *name != stem_of(input) {
+                eprintln!(
+                    "gleaner: {input}: written as {name}.txt (another input is named {}.txt)",
+                    stem_of(input)
+                );
             }
         }
     }
+    let fetched = fetch_url_inputs(&inputs)?;
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 64);
@@ -728,10 +927,11 @@ fn extract_cmd(
                 let Some(input) = inputs.get(i) else { break };
                 let r = (|| -> anyhow::Result<String> {
                     let (html, own_url) = match &fetched[i] {
-                        Some(b) => (
+                        Some(Ok(b)) => (
                             charset::decode(&b.bytes, b.content_type.as_deref()),
                             Some(b.final_url.clone()),
                         ),
+                        Some(Err(e)) => return Err(anyhow!("{e:#}")),
                         None => (charset::decode(&read_input(input)?, None), None),
                     };
                     let base = base.clone().or(own_url);
@@ -745,9 +945,9 @@ fn extract_cmd(
                 match r {
                     Ok(text) => {
                         if let Some(d) = &out_dir {
-                            let path = d.join(format!("{}.txt", stem_of(input)));
+                            let path = d.join(format!("{}.txt", names[i]));
                             if let Err(e) = std::fs::write(&path, format!("{text}\n")) {
-                                eprintln!("gleaner: {}: {e}", path.display());
+                                eprintln!("gleaner: {input}: cannot write {}: {e}", path.display());
                                 failures.fetch_add(1, Ordering::Relaxed);
                             }
                         } else if let Ok(mut slot) = results[i].lock() {
@@ -755,7 +955,7 @@ fn extract_cmd(
                         }
                     }
                     Err(e) => {
-                        eprintln!("gleaner: {e:#}");
+                        eprintln!("gleaner: {input}: {e:#}");
                         failures.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -777,9 +977,23 @@ fn extract_cmd(
             }
         }
     }
-    Ok(if failures.load(Ordering::Relaxed) > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    // As in `fetch` (DESIGN.md: a failing feed is reported, not fatal), a
+    // failing input is reported and the call still succeeds when it
+    // extracted something; with nothing extracted it failed.
+    let failed = failures.load(Ordering::Relaxed);
+    if failed == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if failed == inputs.len() {
+        if failed > 1 {
+            eprintln!("gleaner: none of the {failed} inputs could be extracted");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    eprintln!(
+        "gleaner: {failed} of {} inputs failed (named above); the other {} were extracted",
+        inputs.len(),
+        inputs.len() - failed
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -420,6 +420,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let message = crate::suggest::annotate(e.message().trim(), |table| {
             crate::suggest::table_keys::<RawConfig>(table, &["output_dir", "state_dir"])
         });
+        // A missing required key has no line of its own: say what to add
+        // rather than blame whatever key happens to be on line 1.
+        if let Some(key) = missing_field(&message) {
+            // A feed's missing `name`/`url` belongs to its [[feed]] table.
+            let span = if matches!(key.as_str(), "output_dir" | "state_dir") {
+                0..0
+            } else {
+                span
+            };
+            return at(span, missing_key_message(&key));
+        }
         // toml points at the value for type errors; name the key too.
         let message = match key_at(text, span.start) {
             Some(key) if !message.contains(&format!("`{key}`")) => {
@@ -429,6 +440,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         };
         at(span, message)
     })?;
+    // Errors found after deserialising point at the key in its own table
+    // (`[schedule] interval`, not the first `interval =` in the file).
+    let spans = KeySpans::new(text);
 
     // `gleaner.toml` has parent "": that is the working directory.
     let base = path
@@ -446,7 +460,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     };
 
     let f = &raw.fetch;
-    let checks: [(&str, bool, &str); 7] = [
+    let checks: [(&str, bool, &str); 9] = [
+        (
+            "user_agent",
+            f.user_agent.trim().is_empty(),
+            "must not be empty (many sites refuse requests without one)",
+        ),
         ("timeout", f.timeout.is_zero(), "must be more than 0s"),
         ("page_attempts", f.page_attempts == 0, "must be at least 1"),
         (
@@ -458,15 +477,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         ("per_host", f.per_host == 0, "must be at least 1"),
         ("max_redirects", f.max_redirects > 20, "must be at most 20"),
         (
+            "max_feed_bytes",
+            f.max_feed_bytes < 1024,
+            "must be at least 1024 (bytes; every feed larger than this fails)",
+        ),
+        (
             "max_page_bytes",
             f.max_page_bytes < 1024,
-            "must be at least 1024",
+            "must be at least 1024 (bytes; every page larger than this fails)",
         ),
     ];
     for (key, bad, why) in checks {
         if bad {
-            let span = find_key(text, key).unwrap_or(0..0);
-            return Err(at(span, format!("key `{key}`: {why}")));
+            let span = spans.key(&["fetch", key]);
+            return Err(at(span, format!("key `{key}` in [fetch]: {why}")));
         }
     }
     let sc = &raw.schedule;
@@ -500,18 +524,29 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     ];
     for (key, bad, why) in checks {
         if bad {
-            let span = find_key(text, key).unwrap_or(0..0);
-            return Err(at(span, format!("key `{key}`: {why}")));
+            // A default made invalid by another setting: point at that one.
+            let partner = match key {
+                "max_interval" => "min_interval",
+                "max_backoff" => "error_backoff",
+                _ => key,
+            };
+            let span = spans
+                .find(&["schedule", key])
+                .unwrap_or_else(|| spans.key(&["schedule", partner]));
+            return Err(at(span, format!("key `{key}` in [schedule]: {why}")));
         }
     }
     if !(0.0..=1.0).contains(&raw.dedupe.threshold) {
-        let span = find_key(text, "threshold").unwrap_or(0..0);
-        return Err(at(span, "key `threshold`: must be between 0 and 1".into()));
+        let span = spans.key(&["dedupe", "threshold"]);
+        return Err(at(
+            span,
+            "key `threshold` in [dedupe]: must be between 0 and 1".into(),
+        ));
     }
 
     let st = &raw.state;
     if st.backend == Backend::Postgres {
-        let span = find_key(text, "backend").unwrap_or(0..0);
+        let span = spans.key(&["state", "backend"]);
         match st.url.as_deref().map(Url::parse) {
             None => return Err(at(
                 span,
@@ -520,7 +555,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             )),
             Some(Ok(u)) if matches!(u.scheme(), "postgres" | "postgresql") => {}
             Some(_) => {
-                let span = find_key(text, "url").unwrap_or(span);
+                let span = spans.find(&["state", "url"]).unwrap_or(span);
                 return Err(at(
                     span,
                     "key `url`: must be a postgres:// URL, e.g. postgres://gleaner@db.example/gleaner"
@@ -530,20 +565,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         }
     }
     if st.lease < Duration::from_secs(1) {
-        let span = find_key(text, "lease").unwrap_or(0..0);
-        return Err(at(span, "key `lease`: must be at least 1s".into()));
-    }
-    if !(1..=64).contains(&st.connections) {
-        let span = find_key(text, "connections").unwrap_or(0..0);
+        let span = spans.key(&["state", "lease"]);
         return Err(at(
             span,
-            "key `connections`: must be between 1 and 64".into(),
+            "key `lease` in [state]: must be at least 1s".into(),
+        ));
+    }
+    if !(1..=64).contains(&st.connections) {
+        let span = spans.key(&["state", "connections"]);
+        return Err(at(
+            span,
+            "key `connections` in [state]: must be between 1 and 64".into(),
         ));
     }
 
     let mut feeds: Vec<Feed> = Vec::with_capacity(raw.feed.len());
-    for rf in raw.feed {
+    for (i, rf) in raw.feed.into_iter().enumerate() {
         let name = rf.name.get_ref().trim().to_string();
+        let feed_key = |key: &str| spans.find(&["feed", &i.to_string(), key]);
         if let Err(why) = check_name(&name) {
             return Err(at(rf.name.span(), format!("key `name`: {why}")));
         }
@@ -555,18 +594,23 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         }
         let url = resolve_feed_url(rf.url.get_ref(), &base)
             .map_err(|why| at(rf.url.span(), format!("key `url`: {why}")))?;
-        if rf.interval.is_some_and(|d| d.is_zero()) || rf.min_interval.is_some_and(|d| d.is_zero())
-        {
-            return Err(at(
-                rf.name.span(),
-                format!("feed `{name}`: key `interval`/`min_interval` must be more than 0s"),
-            ));
+        for (key, value) in [("interval", rf.interval), ("min_interval", rf.min_interval)] {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(at(
+                    feed_key(key).unwrap_or(rf.name.span()),
+                    format!("feed `{name}`: key `{key}` must be more than 0s"),
+                ));
+            }
         }
         let min = rf.min_interval.unwrap_or(raw.schedule.min_interval);
         let max = rf.max_interval.unwrap_or(raw.schedule.max_interval);
         if max < min {
+            // Blame the feed's own setting when it has one.
+            let span = feed_key("max_interval")
+                .or_else(|| feed_key("min_interval"))
+                .unwrap_or(rf.name.span());
             return Err(at(
-                rf.name.span(),
+                span,
                 format!(
                     "feed `{name}`: key `max_interval` ({}) is less than `min_interval` ({})",
                     humantime_serde::re::humantime::format_duration(max),
@@ -688,20 +732,76 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
 }
 
-/// Span of the first `key =` assignment in `text`, for errors found after parsing.
-fn find_key(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim_start();
-        if let Some(rest) = t.strip_prefix(key) {
-            if rest.trim_start().starts_with('=') {
-                let start = offset + (line.len() - t.len());
-                return Some(start..start + key.len());
-            }
-        }
-        offset += line.len();
+/// The key serde reports as missing (`missing field `output_dir``).
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+fn missing_key_message(key: &str) -> String {
+    let top = "before the first [table]";
+    let feed = "to this [[feed]] table";
+    let (what, example, place) = match key {
+        "output_dir" => (
+            " (where story files are written)",
+            "\"/var/lib/gleaner/articles\"",
+            top,
+        ),
+        "state_dir" => (
+            " (the state store's directory)",
+            "\"/var/lib/gleaner/state\"",
+            top,
+        ),
+        "name" => ("", "\"world\"", feed),
+        "url" => ("", "\"https://example.org/world.rss\"", feed),
+        _ => return format!("missing key `{key}`: add it"),
+    };
+    format!("missing key `{key}`{what}: add e.g. `{key} = {example}` {place}")
+}
+
+/// Where each key of the (already valid) document is, by table path.
+struct KeySpans<'t>(Option<toml::Spanned<toml::de::DeTable<'t>>>);
+
+impl<'t> KeySpans<'t> {
+    fn new(text: &'t str) -> Self {
+        KeySpans(toml::de::DeTable::parse(text).ok())
     }
-    None
+
+    /// Span of the key at `path` (table names, array indices as digits,
+    /// then the key).
+    fn find(&self, path: &[&str]) -> Option<std::ops::Range<usize>> {
+        use toml::de::DeValue;
+        let (last, tables) = path.split_last()?;
+        let mut table = self.0.as_ref()?.get_ref();
+        let mut value: Option<&DeValue<'_>> = None;
+        for seg in tables {
+            let v = match value {
+                Some(DeValue::Array(items)) => items.get(seg.parse::<usize>().ok()?)?.get_ref(),
+                Some(DeValue::Table(_)) | None => table
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == seg)
+                    .map(|(_, v)| v.get_ref())?,
+                Some(_) => return None,
+            };
+            if let DeValue::Table(t) = v {
+                table = t;
+            }
+            value = Some(v);
+        }
+        if !matches!(value, None | Some(DeValue::Table(_))) {
+            return None;
+        }
+        table
+            .iter()
+            .find(|(k, _)| k.get_ref() == last)
+            .map(|(k, _)| k.span())
+    }
+
+    /// Like `find`, else the start of the file (a default that is invalid
+    /// in combination with another key has no line of its own).
+    fn key(&self, path: &[&str]) -> std::ops::Range<usize> {
+        self.find(path).unwrap_or(0..0)
+    }
 }
 
 #[cfg(test)]
@@ -797,7 +897,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains(":4:") && e.contains("max_interval") && e.contains("`a`"),
+            e.contains(":6:") && e.contains("max_interval") && e.contains("`a`"),
             "{e}"
         );
         let e = p("output_dir = \"o\"\nstate_dir = \"s\"\n[schedule]\njitter = 2.0\n")

@@ -108,7 +108,8 @@ pub fn init(dir: &Path) -> Result<Initialized, InitError> {
         .map_err(io(dir))?;
     tmp.write_all(text.as_bytes()).map_err(io(&config))?;
     tmp.as_file().sync_all().map_err(io(&config))?;
-    // Readable by a service user (the config holds no secrets).
+    // Readable by a service user: the starter config holds no secrets (a
+    // database password belongs in [state] password_file, not here).
     set_mode(tmp.path(), 0o644).map_err(io(&config))?;
     tmp.persist_noclobber(&config).map_err(|e| {
         if e.error.kind() == ErrorKind::AlreadyExists {
@@ -158,8 +159,9 @@ pub fn config_read_hint(path: &Path, err: &std::io::Error, is_default: bool) -> 
              starter DIR/gleaner.toml, then pass --config DIR/gleaner.toml",
         ),
         ErrorKind::PermissionDenied => format!(
-            "  hint: make {p} readable by this user (`chmod 644 {p}`; it holds no secrets), \
-             or run gleaner as a user who can read it"
+            "  hint: run gleaner as a user who can read {p}, or let this user read it: \
+             `chmod 644 {p}` unless it holds a password (a [state] url with one: keep it \
+             private, e.g. `chgrp GROUP {p} && chmod 640 {p}` for a group of this user)"
         ),
         ErrorKind::IsADirectory => format!(
             "  hint: --config takes the file, e.g. --config {}",
@@ -187,7 +189,8 @@ pub fn dir_hint(key: &str, dir: &Path, config: &Path, err: &std::io::Error) -> S
         ),
         ErrorKind::ReadOnlyFilesystem => format!(
             "{d} is on a read-only file system (under the packaged systemd unit only \
-             /var/lib/gleaner is writable): choose a directory below /var/lib/gleaner"
+             /var/lib/gleaner is writable): choose a directory below /var/lib/gleaner, \
+             or allow this one with `ReadWritePaths={d}` in a drop-in (`systemctl edit gleaner`)"
         ),
         ErrorKind::NotFound => format!("create {d} (`mkdir -p {d}`)"),
         _ => format!("{key} must be a directory gleaner can create and write"),

@@ -221,10 +221,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
 /// Writes `bytes` to a temp file in `tmp_dir` (same file system as `path`),
 /// fsyncs it and renames it to `path`.
 fn write_atomic_via(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(tmp_dir)
-        .map_err(io(path))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX);
+    // tempfile creates 0600 files; a story is an ordinary file whose mode
+    // the umask decides (UMask=0027 in the unit: readable by its group).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(tmp_dir).map_err(io(path))?;
     tmp.write_all(bytes).map_err(io(path))?;
     tmp.as_file().sync_all().map_err(io(path))?;
     tmp.persist(path).map_err(|e| OutputError::Io {

@@ -84,6 +84,33 @@ fn demo_config_writes_clean_stories_and_one_copy_of_the_syndicated_story() {
             format!("After long silence, IS says chief calls on jihadists to ‘resist’\n\n{want}")
         );
     }
+    // README: "written once ... `world/2026/11/05/after-long-silence-…` or
+    // `wire/2026/11/05/islamic-state-releases-…`".
+    let rel = written.strip_prefix(&out).unwrap().to_string_lossy();
+    assert!(
+        rel.starts_with("world/2026/11/05/after-long-silence-")
+            || rel.starts_with("wire/2026/11/05/islamic-state-releases-"),
+        "{rel}"
+    );
+    // Every place the README's "Two commands" points at exists, whichever
+    // copy of the syndicated story this pass wrote.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let two = readme.split("## Two commands").nth(1).unwrap();
+    let two = &two[..two.find("\n## ").unwrap()];
+    let pointers: Vec<&str> = two
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|p| p.starts_with("demo-output/"))
+        .collect();
+    assert!(pointers.len() >= 2, "{pointers:?}");
+    for p in pointers {
+        assert!(
+            t.root.join(p).exists(),
+            "README points at {p}, which the demo did not write"
+        );
+    }
+    assert_eq!(txts.len(), 12, "README: \"lists all 12 stories\"");
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(written.with_extension("json")).unwrap()).unwrap();
     let dups = meta["duplicates"].as_array().unwrap();
@@ -140,4 +167,131 @@ fn example_config_matches_the_defaults() {
         &format!("sites_dir = {:?}", sites.display().to_string()),
     );
     assert_eq!(settings(&r.stdout), settings(&text));
+}
+
+/// `(table, key) -> value` for every key of the example config, set or
+/// commented out (`# key = value`); table "" is the top level.
+fn example_keys() -> std::collections::BTreeMap<(String, String), (String, bool)> {
+    let text = std::fs::read_to_string(repo().join("config/gleaner.example.toml")).unwrap();
+    let mut table = String::new();
+    let mut keys = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let (commented, body) = match line.strip_prefix("# ") {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let body = body.trim_end();
+        if body.starts_with('[') && body.ends_with(']') {
+            table = body.trim_matches(['[', ']']).to_string();
+            continue;
+        }
+        let Some((key, value)) = body.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            continue;
+        }
+        let value = value.trim().to_string();
+        let old = keys.insert((table.clone(), key.to_string()), (value, !commented));
+        assert!(old.is_none(), "[{table}] {key} twice in the example");
+    }
+    keys
+}
+
+/// `(table, key) -> default cell` of the README's Configuration reference.
+fn readme_reference() -> std::collections::BTreeMap<(String, String), String> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("\n### Reference\n")
+        .expect("README has a Configuration reference");
+    let section = &readme[start + 1..];
+    let end = section.find("\n## ").unwrap_or(section.len());
+    let mut table: Option<String> = None;
+    let mut rows = std::collections::BTreeMap::new();
+    for line in section[..end].lines() {
+        if line.starts_with("Top level") {
+            table = Some(String::new());
+        } else if let Some(rest) = line.strip_prefix("`[") {
+            let name = rest.split(']').next().unwrap().trim_matches('[');
+            table = Some(name.to_string());
+        } else if let Some(row) = line.strip_prefix("| `") {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let key = cells[0].trim_end_matches('`').to_string();
+            let default = cells[1].trim().to_string();
+            let t = table
+                .clone()
+                .unwrap_or_else(|| panic!("README row {key:?} before any table line"));
+            let old = rows.insert((t.clone(), key.clone()), default);
+            assert!(old.is_none(), "README lists [{t}] {key} twice");
+        }
+    }
+    rows
+}
+
+/// The README's Configuration reference and the example config list the
+/// same keys (issue #8: they must not drift), with the same defaults.
+#[test]
+fn readme_configuration_reference_matches_the_example_config() {
+    let example = example_keys();
+    let readme = readme_reference();
+    assert!(example.len() > 30, "{example:?}");
+    let name = |(t, k): &(String, String)| {
+        if t.is_empty() {
+            k.clone()
+        } else {
+            format!("[{t}] {k}")
+        }
+    };
+    let missing: Vec<String> = example
+        .keys()
+        .filter(|k| !readme.contains_key(*k))
+        .map(name)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "in config/gleaner.example.toml but not in README.md's Configuration reference: {missing:?}"
+    );
+    let extra: Vec<String> = readme
+        .keys()
+        .filter(|k| !example.contains_key(*k))
+        .map(name)
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "in README.md's Configuration reference but not in config/gleaner.example.toml: {extra:?}"
+    );
+    for (key, (value, set)) in &example {
+        if *set {
+            assert_eq!(
+                readme[key],
+                format!("`{value}`"),
+                "default of {} differs between README.md and the example",
+                name(key)
+            );
+        }
+    }
+}
+
+/// README's command to run the tests is exactly what `.ci/run` runs.
+#[test]
+fn ci_runs_exactly_the_readme_test_command() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let after = readme
+        .split_once("Run the whole test suite:\n\n```sh\n")
+        .expect("README names the test command")
+        .1;
+    let command = after.lines().next().unwrap().trim();
+    assert!(command.starts_with("cargo test"), "{command}");
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+    let runs: Vec<&str> = ci
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("cargo test"))
+        .collect();
+    assert_eq!(
+        runs,
+        [command],
+        ".ci/run must run the README's test command"
+    );
 }

@@ -230,3 +230,175 @@ fn article_prose_mentioning_promo_words_is_kept() {
     assert_eq!(run.code, Some(0), "extract\n{run}");
     assert_extracted(&run.stdout, &paras, "prose with promo words");
 }
+
+#[test]
+fn one_failing_input_does_not_stop_the_others_and_is_named() {
+    let server = TestServer::start();
+    let td = TestDir::new();
+    let (p1, p2) = (paragraphs(11), paragraphs(12));
+    let good_file = td.write_file(
+        "pages/good.html",
+        article_page("Good Local Page", &p1, None),
+    );
+    server.route_fixed(
+        "/good/page",
+        Response::html(article_page("Good Remote Page", &p2, None)),
+    );
+    server.route_fixed("/gone/page", Response::status(404));
+    let missing = td.root.join("pages/missing.html");
+    let (bad_url, good_url) = (server.url("/gone/page"), server.url("/good/page"));
+    let args = [
+        good_file.to_string_lossy().into_owned(),
+        bad_url.clone(),
+        missing.to_string_lossy().into_owned(),
+        good_url.clone(),
+    ];
+
+    // Printing: both good inputs are printed, each failure names its input.
+    let mut cmd = vec!["extract".to_string()];
+    cmd.extend(args.iter().cloned());
+    let run = td.run(&cmd);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "two of four inputs extracted: reported, not fatal\n{run}"
+    );
+    // Several inputs: each text under a `==> INPUT <==` line.
+    let texts: String = run
+        .stdout
+        .lines()
+        .map(|l| if l.starts_with("==> ") { "" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_extracted(&texts, &p1, "good file beside failures");
+    assert_extracted(&texts, &p2, "good URL after failures");
+    assert!(
+        run.stdout.contains(&format!("==> {} <==", args[0])),
+        "{run}"
+    );
+    assert!(run.stdout.contains(&format!("==> {good_url} <==")), "{run}");
+    assert!(!run.stdout.contains(&bad_url), "{run}");
+    let line_with = |needle: &str| run.stderr.lines().find(|l| l.contains(needle));
+    let url_err = line_with(&bad_url).unwrap_or_else(|| panic!("404 URL not named\n{run}"));
+    assert!(url_err.contains("404"), "{run}");
+    assert!(
+        line_with(&missing.to_string_lossy()).is_some(),
+        "missing file not named\n{run}"
+    );
+    assert!(run.stderr.contains("2 of 4 inputs failed"), "{run}");
+
+    // --out-dir: the good inputs are written, nothing for the failures.
+    let out = td.root.join("texts");
+    let mut cmd = vec![
+        "extract".to_string(),
+        "--out-dir".to_string(),
+        out.to_string_lossy().into_owned(),
+    ];
+    cmd.extend(args.iter().cloned());
+    let run = td.run(&cmd);
+    assert_eq!(run.code, Some(0), "{run}");
+    let mut names: Vec<String> = walk_files(&out)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // Both URLs have the stem `page`: the failed one keeps its name, so the
+    // names do not depend on which inputs fail.
+    assert_eq!(names, ["good.txt", "page-2.txt"], "{run}");
+    assert_extracted(
+        &std::fs::read_to_string(out.join("page-2.txt")).unwrap(),
+        &p2,
+        "page.txt",
+    );
+    assert!(line_with(&bad_url).is_some(), "{run}");
+}
+
+#[test]
+fn every_input_failing_exits_1_naming_each() {
+    let server = TestServer::start();
+    let td = TestDir::new();
+    server.route_fixed("/a", Response::status(404));
+    let missing = td.root.join("nope.html");
+    let run = td.run(&[
+        "extract".to_string(),
+        server.url("/a"),
+        missing.to_string_lossy().into_owned(),
+    ]);
+    assert_eq!(run.code, Some(1), "nothing extracted\n{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+    assert!(run.stderr.contains(&server.url("/a")), "{run}");
+    assert!(run.stderr.contains("nope.html"), "{run}");
+}
+
+#[test]
+fn out_dir_gives_inputs_with_the_same_stem_distinct_deterministic_names() {
+    let td = TestDir::new();
+    // d3's own stem is `x-2`, so the second `x` skips that name.
+    let inputs = [
+        ("d1/x.html", 13usize),
+        ("d2/x.html", 14),
+        ("d3/x-2.html", 15),
+        ("d4/x.html.gz", 16),
+    ];
+    let mut paths = Vec::new();
+    for (rel, n) in inputs {
+        let page = article_page(&format!("Story {n}"), &paragraphs(n), None);
+        let bytes = if rel.ends_with(".gz") {
+            gzip(page.as_bytes())
+        } else {
+            page.into_bytes()
+        };
+        paths.push(td.write_file(rel, bytes).to_string_lossy().into_owned());
+    }
+    let out = td.root.join("texts");
+    let mut args = vec![
+        "extract".to_string(),
+        "--out-dir".to_string(),
+        out.to_string_lossy().into_owned(),
+    ];
+    args.extend(paths.iter().cloned());
+    let want = [
+        ("x.txt", 13usize),
+        ("x-3.txt", 14),
+        ("x-2.txt", 15),
+        ("x-4.txt", 16),
+    ];
+    for round in 0..2 {
+        // The second run over the same inputs gives the same names.
+        let run = td.run(&args);
+        assert_eq!(run.code, Some(0), "round {round}\n{run}");
+        let mut names: Vec<String> = walk_files(&out)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["x-2.txt", "x-3.txt", "x-4.txt", "x.txt"],
+            "round {round}\n{run}"
+        );
+        for (name, n) in want {
+            let text = std::fs::read_to_string(out.join(name)).unwrap();
+            assert_extracted(&text, &paragraphs(n), name);
+        }
+        // Each renamed input is named with its file name on stderr.
+        assert!(
+            run.stderr
+                .contains(&format!("{}: written as x-3.txt", paths[1])),
+            "{run}"
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("{}: written as x-4.txt", paths[3])),
+            "{run}"
+        );
+    }
+}
+
+#[test]
+fn extract_help_says_how_same_stem_inputs_are_named() {
+    let td = TestDir::new();
+    let run = td.run(&["extract", "--help"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("<stem>-2.txt"), "{run}");
+}

@@ -22,13 +22,14 @@ Quick start:
   gleaner run --config ~/news/gleaner.toml     # keep polling (what the service runs)
 
 `gleaner help COMMAND` shows a command's options and examples. Logs go to
-stderr; GLEANER_LOG=info (or debug) shows more. Exit status: 0 done, 1 internal
+stderr (warnings; `run` adds info); GLEANER_LOG=info or debug shows more; under
+systemd each line carries its journal priority. Exit status: 0 done, 1 internal
 error, 2 unusable config or directory (the message says what to fix).";
 
 pub(super) const RUN_HELP: &str = "\
 Examples:
   gleaner run --config ~/news/gleaner.toml
-  GLEANER_LOG=info gleaner run --config ~/news/gleaner.toml
+  GLEANER_LOG=debug gleaner run --config ~/news/gleaner.toml   # also every poll and 304
   systemctl reload gleaner      # the packaged service: re-read the config (SIGHUP)
   journalctl -u gleaner -f      # the packaged service's log";
 
@@ -49,7 +50,8 @@ Examples:
   gleaner extract https://example.org/news/story.html
   gleaner extract --url https://example.org/news/story.html saved-page.html
   curl -s https://example.org/story | gleaner extract --url https://example.org/story -
-  gleaner extract --out-dir texts/ pages/*.html.gz";
+  gleaner extract --out-dir texts/ pages/*.html.gz
+  gleaner extract --out-dir texts/ a/index.html b/index.html   # index.txt, index-2.txt";
 
 pub(super) const CHECK_HELP: &str = "\
 Examples:
@@ -175,15 +177,22 @@ The systemd unit running \fBgleaner run\fR.
 .SH ENVIRONMENT
 .TP
 \fBGLEANER_LOG\fR
-Log filter for stderr: \fBwarn\fR (default), \fBinfo\fR, \fBdebug\fR, or
-per module, e.g. \fBgleaner::fetch=debug\fR.
+Log filter for stderr: \fBwarn\fR (the default; \fBgleaner run\fR logs
+\fBinfo\fR too), \fBinfo\fR, \fBdebug\fR, or per module, e.g.
+\fBgleaner::fetch=debug\fR.
+.TP
+\fBJOURNAL_STREAM\fR
+Set by systemd. When it names stderr's device and inode, each log line
+starts with its syslog priority (\fB<4>\fR for a warning) and carries no
+timestamp: the journal records both.
 .SH EXIT STATUS
 .TP
 \fB0\fR
 Done (\fBfetch\fR: the pass completed; failing feeds are reported, not fatal).
 .TP
 \fB1\fR
-Internal error, or (\fBextract\fR) an input could not be read.
+Internal error, or (\fBextract\fR) no input could be extracted (when some
+could, each failing input is named on stderr and the status is 0).
 .TP
 \fB2\fR
 The config, a directory it names or the command line is unusable; the

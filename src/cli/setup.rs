@@ -56,6 +56,10 @@ pub(super) fn config_error(e: &ConfigError, path: &Path) -> String {
             let is_default = path == Path::new(config::DEFAULT_PATH);
             format!("{e}\n{}", init::config_read_hint(path, source, is_default))
         }
+        ConfigError::Invalid { message, .. } if message.starts_with("missing key") => format!(
+            "{e}\n  hint: add it to {0}, then `gleaner check --config {0}`",
+            path.display()
+        ),
         ConfigError::Invalid { .. } => format!(
             "{e}\n  hint: fix that line, then `gleaner check --config {}`",
             path.display()
@@ -105,9 +109,9 @@ pub(super) fn store_error(
 
 /// Said when a config has no feeds: not an error (the packaged config has
 /// none until the admin adds some), but the next step is spelled out.
-pub(super) fn no_feeds_message(config: &Path) -> String {
+pub(super) fn no_feeds_message(config: &Path, so: &str) -> String {
     let mut s = format!(
-        "{} has no [[feed]] tables yet, so there is nothing to fetch.\n  hint: add one at the end of the file, e.g.\n",
+        "{} has no [[feed]] tables yet, so {so}.\n  hint: add one at the end of the file, e.g.\n",
         config.display()
     );
     for line in init::FEED_EXAMPLE.lines() {
