@@ -752,9 +752,17 @@ fn print_summary(reports: &[FeedReport]) -> anyhow::Result<()> {
                 format!("FAILED: {e}")
             }
             (None, _) if r.elsewhere => "polled by another instance".to_string(),
+            // The time is on the line below.
+            (None, _) if r.host_paused.is_some() => "deferred (host asked us to wait)".to_string(),
             (None, true) => "not modified".to_string(),
-            (None, false) if r.failed + r.given_up + r.deferred > 0 => {
+            (None, false) if r.failed + r.given_up + r.deferred + r.items_ignored > 0 => {
                 let mut parts = Vec::new();
+                if r.items_ignored > 0 {
+                    parts.push(format!(
+                        "{} item(s) past the limit ignored",
+                        r.items_ignored
+                    ));
+                }
                 if r.failed > 0 {
                     parts.push(format!("{} item(s) failed, retried next pass", r.failed));
                 }

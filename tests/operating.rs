@@ -676,6 +676,13 @@ fn a_host_pause_defers_feeds_without_counting_a_failure() {
         2,
         "{out}"
     );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.ends_with("deferred (host asked us to wait)"))
+            .count(),
+        2,
+        "{out}"
+    );
     assert!(!log.contains("feed failed"), "a pause is no failure\n{log}");
     {
         let store = gleaner::store::SqliteStore::open(&td.state_dir()).unwrap();
