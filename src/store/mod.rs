@@ -6,6 +6,7 @@
 //! backend (a PostgreSQL one can implement the same trait). Keys are the
 //! 64-bit hashes from `dedupe`, stored as SQL integers.
 
+mod keyfilter;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;

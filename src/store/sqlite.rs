@@ -8,13 +8,14 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::keyfilter::KeyFilter;
 use super::{
     count_page_failure, Claim, FeedMove, FeedState, NewStory, PageAttempt, PageCount, PageFailure,
     Pruned, StateStore, StoreError, StoryRef,
@@ -24,7 +25,7 @@ use crate::fetch::Validators;
 use crate::schedule::FeedSchedule;
 
 /// Version 1 is `SCHEMA`; each later version is one entry of `MIGRATIONS`.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// `(version, SQL)`: run in order, each in the transaction that also sets
 /// `user_version`, for every version above the database's. Append only:
@@ -96,6 +97,19 @@ const MIGRATIONS: &[(i64, &str)] = &[
          value INTEGER NOT NULL
      ) WITHOUT ROWID;",
     ),
+    (
+        6,
+        // Pending writes keyed by their stem in one B-tree instead of a
+        // table plus its index: a page less written by every story's two
+        // commits (record, then finish).
+        "CREATE TABLE pending6 (
+         stem TEXT PRIMARY KEY,
+         key INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     INSERT INTO pending6 (stem, key) SELECT stem, key FROM pending;
+     DROP TABLE pending;
+     ALTER TABLE pending6 RENAME TO pending;",
+    ),
 ];
 
 const SCHEMA: &str = "
@@ -149,6 +163,9 @@ pub struct SqliteStore {
     /// The near-duplicate index, built on first use (a pass of 304s never
     /// needs it). Locked after `conn`, never before.
     near: Mutex<Option<Near>>,
+    /// Which keys certainly name no story, built on first use. Locked
+    /// after `conn`, never before.
+    filter: Mutex<Option<KeyFilter>>,
     path: PathBuf,
     // Held for the life of the store: the OS drops the lock if we die.
     _lock: File,
@@ -227,6 +244,20 @@ fn build_near_index(c: &Connection) -> rusqlite::Result<Near> {
     Ok(near)
 }
 
+/// A key filter holding every key, with room for half as many again, so
+/// that rebuilds (a scan of the table each) come at every 50% of growth.
+fn build_key_filter(c: &Connection) -> rusqlite::Result<KeyFilter> {
+    let count: i64 = c.query_row("SELECT count(*) FROM keys", [], |r| r.get(0))?;
+    let count = usize::try_from(count).unwrap_or(0);
+    let mut filter = KeyFilter::with_capacity(count.saturating_add(count / 2));
+    let mut st = c.prepare("SELECT key FROM keys")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        filter.insert(r.get::<_, i64>(0)? as u64);
+    }
+    Ok(filter)
+}
+
 fn ts(t: Option<i64>) -> Option<DateTime<Utc>> {
     t.and_then(|s| Utc.timestamp_opt(s, 0).single())
 }
@@ -295,6 +326,7 @@ impl SqliteStore {
         SqliteStore {
             conn: Mutex::new(conn),
             near: Mutex::new(None),
+            filter: Mutex::new(None),
             path,
             _lock: lock,
         }
@@ -310,6 +342,25 @@ impl SqliteStore {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         self.with(f)
+    }
+
+    /// The key filter, built from the table on first use and rebuilt
+    /// larger when full. Call under the connection's lock.
+    fn filter(&self, c: &Connection) -> rusqlite::Result<MutexGuard<'_, Option<KeyFilter>>> {
+        let mut filter = self.filter.lock().unwrap_or_else(|e| e.into_inner());
+        if filter.as_ref().is_none_or(KeyFilter::is_full) {
+            *filter = Some(build_key_filter(c)?);
+        }
+        Ok(filter)
+    }
+
+    /// Adds keys just committed to the filter, if it is built (else the
+    /// build reads them from the table).
+    fn filter_insert(&self, keys: impl Iterator<Item = u64>) {
+        let mut filter = self.filter.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = filter.as_mut() {
+            keys.for_each(|key| f.insert(key));
+        }
     }
 
     fn with<T>(
@@ -554,6 +605,9 @@ impl StateStore for SqliteStore {
 
     fn story_by_key(&self, key: u64) -> Result<Option<StoryRef>, StoreError> {
         self.with(|c| {
+            if !self.filter(c)?.as_ref().is_some_and(|f| f.may_contain(key)) {
+                return Ok(None);
+            }
             c.prepare_cached(
                 "SELECT s.id, s.stem FROM keys k JOIN stories s ON s.id = k.story WHERE k.key = ?1",
             )?
@@ -577,7 +631,9 @@ impl StateStore for SqliteStore {
                     st.execute(params![k(*key), story])?;
                 }
             }
-            tx.commit()
+            tx.commit()?;
+            self.filter_insert(keys.iter().copied());
+            Ok(())
         })
     }
 
@@ -605,6 +661,7 @@ impl StateStore for SqliteStore {
                 }
             }
             tx.commit()?;
+            self.filter_insert(s.keys.iter().chain(s.aliases).copied());
             if let (Some(sig), Ok(id32)) = (s.signature, u32::try_from(id)) {
                 if let Some(near) = self.near().as_mut() {
                     near.insert(id32, sig, s.created.timestamp());
@@ -1270,6 +1327,77 @@ mod tests {
             permanent: false,
         };
         assert_eq!(s.page_failed(&a).unwrap().attempts, 1);
+    }
+
+    /// Version 5 kept pending writes in a rowid table; they survive the
+    /// move to a keyed one.
+    #[test]
+    fn migrates_a_version_5_store_with_a_pending_write() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("state.sqlite")).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            for (_, sql) in &MIGRATIONS[..4] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.execute(
+                "INSERT INTO pending (stem, key) VALUES ('f/2026/x-1', 42)",
+                [],
+            )
+            .unwrap();
+            c.pragma_update(None, "user_version", 5).unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.pending_writes().unwrap(),
+            vec![("f/2026/x-1".to_string(), 42)]
+        );
+        s.finish_story("f/2026/x-1", &[], &[], Utc::now()).unwrap();
+        assert!(s.pending_writes().unwrap().is_empty());
+    }
+
+    /// The key filter in front of `story_by_key` never hides a key, across
+    /// the rebuilds that grow it and a reopen that builds it from the table.
+    #[test]
+    fn key_filter_never_hides_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = |i: u64| crate::dedupe::hash64(&[b"t", &i.to_le_bytes()]);
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let id = s
+            .add_story(&NewStory {
+                stem: "a/one",
+                feed: "a",
+                created: Utc::now(),
+                keys: &[key(0)],
+                aliases: &[],
+                signature: None,
+                near: None,
+            })
+            .unwrap()
+            .id();
+        // Built here, small; the batches below outgrow it several times.
+        assert!(s.story_by_key(key(1)).unwrap().is_none());
+        for batch in 0..10u64 {
+            let keys: Vec<u64> = (1 + batch * 5_000..1 + (batch + 1) * 5_000)
+                .map(key)
+                .collect();
+            s.add_keys(id, &keys).unwrap();
+            assert!(s.story_by_key(keys[0]).unwrap().is_some());
+        }
+        let check = |s: &SqliteStore| {
+            for i in (0..50_001).step_by(97) {
+                assert_eq!(
+                    s.story_by_key(key(i)).unwrap().map(|r| r.id),
+                    Some(id),
+                    "key {i}"
+                );
+            }
+            let absent = (50_001..60_000).filter(|i| s.story_by_key(key(*i)).unwrap().is_some());
+            assert_eq!(absent.count(), 0);
+        };
+        check(&s);
+        drop(s);
+        check(&SqliteStore::open(dir.path()).unwrap());
     }
 
     /// A store indexed by an older gleaner (band table, 256-byte signature)
