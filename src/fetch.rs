@@ -13,10 +13,15 @@
 //! most `per_host` requests in flight and, with `host_delay`, at least that
 //! long between the starts of two requests; a host that answered 429/503
 //! with `Retry-After` is not contacted until then (other hosts carry on).
-//! Feed requests also note permanent redirects ([`Fetcher::get_feed`]) so
-//! the pipeline can poll the new address.
+//! Redirects are followed here, hop by hop, so every hop waits for its own
+//! host's turn and a pause is set on the host that asked for it. Feed
+//! requests also note permanent redirects ([`Fetcher::get_feed`]) so the
+//! pipeline can poll the new address.
+//!
+//! Memory: bodies in memory at once are bounded by `[fetch] memory_budget`
+//! (see [`Budget`]), weighed by what parsing them costs, so a pass over many
+//! hosts with large answers stays within a few hundred MiB at the defaults.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -111,13 +116,6 @@ pub struct FeedFetch {
     pub moved_to: Option<Url>,
 }
 
-tokio::task_local! {
-    /// Redirect hops (status, target) of the feed request in progress. Set
-    /// by `get_feed` only; the redirect policy runs inside the request's own
-    /// future, so it sees the value of the request that it is following.
-    static HOPS: RefCell<Vec<(u16, Url)>>;
-}
-
 /// The URL after the leading run of permanent hops, if there is one.
 fn permanent_target(hops: &[(u16, Url)]) -> Option<Url> {
     hops.iter()
@@ -141,6 +139,8 @@ struct HostGate {
     last_start: Mutex<Option<Instant>>,
 }
 
+// One per request, moved once: boxing the body would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Fetched {
     /// 304: the stored copy is current; nothing to parse.
@@ -150,7 +150,8 @@ pub enum Fetched {
 
 #[derive(Debug)]
 pub struct Body {
-    pub bytes: Vec<u8>,
+    /// The body; it holds its share of the memory budget until dropped.
+    pub bytes: BodyBytes,
     pub content_type: Option<String>,
     /// Where the body came from after redirects.
     pub final_url: Url,
@@ -159,6 +160,168 @@ pub struct Body {
     /// (`Cache-Control: max-age`, `Expires`): a hint for the scheduler.
     pub fresh_for: Option<std::time::Duration>,
 }
+
+/// A response body and its share of `[fetch] memory_budget`, released when
+/// the bytes are dropped: a parse that owns the bytes keeps the share for
+/// as long as it runs. Reads as a byte slice.
+///
+/// Holding one while fetching another can wait on the budget the first
+/// holds: drop (or [`BodyBytes::into_vec`]) bodies before fetching more
+/// than a few. The wait is bounded all the same (see [`Budget`]).
+pub struct BodyBytes {
+    bytes: Vec<u8>,
+    _share: Option<OwnedSemaphorePermit>,
+}
+
+impl BodyBytes {
+    fn unbudgeted(bytes: Vec<u8>) -> Self {
+        BodyBytes {
+            bytes,
+            _share: None,
+        }
+    }
+
+    /// The bytes alone; the budget share is released.
+    pub fn into_vec(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+impl std::ops::Deref for BodyBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl AsRef<[u8]> for BodyBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::fmt::Debug for BodyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BodyBytes({} bytes)", self.bytes.len())
+    }
+}
+
+/// Parsing a feed takes several times its size (feed-rs builds every
+/// entry's strings from an event stream): a feed body counts this many
+/// times against the budget, so only a few large feeds are parsed at once.
+pub const FEED_WEIGHT: u64 = 4;
+/// The same for a page: decoded text plus the DOM of the extractor.
+pub const PAGE_WEIGHT: u64 = 3;
+/// What a body of unknown length reserves first; one larger than this
+/// reserves its whole cap (see [`Budget`]).
+const FIRST_SHARE: u64 = 256 * 1024;
+
+/// Memory budget for response bodies, in KiB permits.
+///
+/// Deadlock-free by construction: a request waits for budget only while it
+/// holds none. A body of known length reserves its weight before reading;
+/// one of unknown length reserves [`FIRST_SHARE`] and, when it grows past
+/// that, takes its whole cap without waiting if it can, or else gives its
+/// share back and waits for the cap in one piece (at most `FIRST_SHARE`
+/// per request is read and unaccounted meanwhile). A share is trimmed to
+/// the body's real size once it is read, and never exceeds the budget, so
+/// any single request can go. A wait longer than `[fetch] timeout` (a
+/// caller holding bodies while fetching more) goes ahead over budget with
+/// a warning rather than stopping the pass. The time waited does not count
+/// against the request's own timeout.
+struct Budget {
+    sem: Arc<Semaphore>,
+    total_kib: u32,
+    patience: Duration,
+}
+
+impl Budget {
+    fn new(bytes: u64, patience: Duration) -> Self {
+        let total_kib = (bytes / 1024).clamp(1, u64::from(u32::MAX >> 4)) as u32;
+        Budget {
+            sem: Arc::new(Semaphore::new(total_kib as usize)),
+            total_kib,
+            patience,
+        }
+    }
+
+    /// KiB permits for `bytes` weighed `weight` times, within the total.
+    fn kib(&self, bytes: u64, weight: u64) -> u32 {
+        let kib = bytes.saturating_mul(weight).div_ceil(1024).max(1);
+        kib.min(u64::from(self.total_kib)) as u32
+    }
+
+    /// Waits (holding nothing) for `kib` permits; `None` when the wait
+    /// outlasted the patience and the request goes without.
+    async fn acquire(&self, kib: u32, url: &Url) -> Option<OwnedSemaphorePermit> {
+        if let Ok(p) = self.sem.clone().try_acquire_many_owned(kib) {
+            return Some(p);
+        }
+        crate::metrics::global()
+            .budget_waits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match tokio::time::timeout(self.patience, self.sem.clone().acquire_many_owned(kib)).await {
+            Ok(p) => p.ok(),
+            Err(_) => {
+                tracing::warn!(url = %url, kib, "memory budget exhausted for longer than the request timeout; reading this body over budget");
+                None
+            }
+        }
+    }
+}
+
+/// A body's share of the budget while it is read.
+struct Share<'a> {
+    budget: &'a Budget,
+    permit: Option<OwnedSemaphorePermit>,
+    /// Bytes the share covers (before weighing).
+    covers: u64,
+    weight: u64,
+}
+
+impl Share<'_> {
+    /// Makes the share cover `len` bytes (at most `cap`); returns how long
+    /// it waited.
+    async fn cover(&mut self, len: u64, cap: u64, url: &Url) -> Duration {
+        if len <= self.covers {
+            return Duration::ZERO;
+        }
+        let want = self.budget.kib(cap, self.weight);
+        let held = self.permit.as_ref().map_or(0, |p| p.num_permits() as u32);
+        self.covers = cap;
+        if want <= held {
+            return Duration::ZERO;
+        }
+        if let Ok(more) = self.budget.sem.clone().try_acquire_many_owned(want - held) {
+            match &mut self.permit {
+                Some(p) => p.merge(more),
+                None => self.permit = Some(more),
+            }
+            return Duration::ZERO;
+        }
+        // Never wait while holding: give the share back, wait for all of it.
+        self.permit = None;
+        let started = Instant::now();
+        self.permit = self.budget.acquire(want, url).await;
+        started.elapsed()
+    }
+
+    /// Trims the share to a body of `len` bytes, now read, and hands it over.
+    fn settle(mut self, len: u64) -> Option<OwnedSemaphorePermit> {
+        let need = self.budget.kib(len, self.weight) as usize;
+        if let Some(p) = &mut self.permit {
+            if p.num_permits() > need {
+                drop(p.split(p.num_permits() - need));
+            }
+        }
+        self.permit.take()
+    }
+}
+
+/// Per-host state that outlives one fetcher: a daemon reloading its config
+/// builds a new one, and a host's pause or spacing must not reset with it.
+type Gates = Arc<Mutex<HashMap<String, Arc<HostGate>>>>;
+type Pauses = Arc<Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>>;
 
 pub struct Fetcher {
     /// For requests that may reach private addresses (`netguard::Route::Open`).
@@ -174,10 +337,11 @@ pub struct Fetcher {
     feeds_seen: std::sync::atomic::AtomicBool,
     cfg: FetchConfig,
     global: Arc<Semaphore>,
-    hosts: Mutex<HashMap<String, Arc<HostGate>>>,
+    hosts: Gates,
     /// Hosts that answered 429/503 with `Retry-After`, and until when:
     /// that host waits, the other hosts do not.
-    paused: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
+    paused: Pauses,
+    budget: Arc<Budget>,
     shared: Option<Arc<dyn SharedHosts>>,
 }
 
@@ -190,10 +354,39 @@ impl Fetcher {
             feeds_seen: std::sync::atomic::AtomicBool::new(false),
             cfg: cfg.clone(),
             global: Arc::new(Semaphore::new(cfg.concurrency)),
-            hosts: Mutex::new(HashMap::new()),
-            paused: Mutex::new(HashMap::new()),
+            hosts: Arc::new(Mutex::new(HashMap::new())),
+            paused: Arc::new(Mutex::new(HashMap::new())),
+            budget: Arc::new(Budget::new(cfg.memory_budget, cfg.timeout)),
             shared: None,
         })
+    }
+
+    /// Takes over `old`'s per-host state (a config reload): hosts that
+    /// asked for a pause stay paused, and `host_delay` keeps counting from
+    /// each host's last request. Shared, not copied, so a request still in
+    /// flight on `old` is seen too; with a changed `per_host` the gates are
+    /// rebuilt at the new size, keeping their last start.
+    pub fn carry_host_state(&mut self, old: &Fetcher) {
+        self.paused = old.paused.clone();
+        if self.cfg.per_host == old.cfg.per_host {
+            self.hosts = old.hosts.clone();
+        } else {
+            let old = old.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            let mut new = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, gate) in old.iter() {
+                let last = *gate.last_start.lock().unwrap_or_else(|e| e.into_inner());
+                new.insert(
+                    key.clone(),
+                    Arc::new(HostGate {
+                        slots: Arc::new(Semaphore::new(self.cfg.per_host)),
+                        last_start: Mutex::new(last),
+                    }),
+                );
+            }
+        }
+        if self.cfg.memory_budget == old.cfg.memory_budget {
+            self.budget = old.budget.clone();
+        }
     }
 
     /// Spaces requests to each host together with other instances.
@@ -226,8 +419,10 @@ impl Fetcher {
         allow_file: bool,
     ) -> Result<Fetched, FetchError> {
         let origin = self.origin_of(url, kind, allow_file);
-        self.get_from(url, kind, validators, allow_file, origin)
-            .await
+        let (fetched, _) = self
+            .get_from(url, kind, validators, allow_file, origin)
+            .await?;
+        Ok(fetched)
     }
 
     /// Fetches the feed at `url` like [`Fetcher::get`] with [`Kind::Feed`],
@@ -239,15 +434,14 @@ impl Fetcher {
         validators: Option<&Validators>,
         allow_file: bool,
     ) -> Result<FeedFetch, FetchError> {
-        HOPS.scope(RefCell::new(Vec::new()), async {
-            let fetched = self.get(url, Kind::Feed, validators, allow_file).await?;
-            let hops = HOPS.try_with(|h| h.take()).unwrap_or_default();
-            Ok(FeedFetch {
-                fetched,
-                moved_to: permanent_target(&hops),
-            })
+        let origin = self.origin_of(url, Kind::Feed, allow_file);
+        let (fetched, hops) = self
+            .get_from(url, Kind::Feed, validators, allow_file, origin)
+            .await?;
+        Ok(FeedFetch {
+            fetched,
+            moved_to: permanent_target(&hops),
         })
-        .await
     }
 
     /// Fetches `url`, found in the document fetched from `from` (an item
@@ -260,10 +454,14 @@ impl Fetcher {
         from: &Url,
     ) -> Result<Fetched, FetchError> {
         let local = from.scheme() == "file";
-        self.get_from(url, kind, None, local, Origin::LinkedFrom(from))
-            .await
+        let (fetched, _) = self
+            .get_from(url, kind, None, local, Origin::LinkedFrom(from))
+            .await?;
+        Ok(fetched)
     }
 
+    /// Fetches `url` and follows its redirects, each hop under its own
+    /// host's permits; returns the answer and the hops (status, target).
     async fn get_from(
         &self,
         url: &Url,
@@ -271,14 +469,14 @@ impl Fetcher {
         validators: Option<&Validators>,
         allow_file: bool,
         origin: Origin<'_>,
-    ) -> Result<Fetched, FetchError> {
+    ) -> Result<(Fetched, Vec<(u16, Url)>), FetchError> {
         let limit = match kind {
             Kind::Feed => self.cfg.max_feed_bytes,
             Kind::Page => self.cfg.max_page_bytes,
         };
         match url.scheme() {
             "http" | "https" => {}
-            "file" if allow_file => return read_file(url, limit).await,
+            "file" if allow_file => return Ok((read_file(url, limit).await?, Vec::new())),
             "file" => {
                 return Err(FetchError::Refused {
                     url: url.to_string(),
@@ -292,35 +490,97 @@ impl Fetcher {
                 })
             }
         }
-        if let Some(until) = self.paused_until(url) {
-            return Err(FetchError::HostPaused {
-                host: host_key(url),
-                until,
-            });
-        }
+        // One client for the whole chain: a guarded one keeps resolving
+        // names to public addresses only, hop after hop.
         let client = self.client_for(url, origin)?;
-        let _permits = self.permits(url).await;
-        // Again: the host may have asked for a pause while we queued for it.
-        if let Some(until) = self.paused_until(url) {
-            return Err(FetchError::HostPaused {
-                host: host_key(url),
-                until,
-            });
-        }
         let started = Instant::now();
-        let r = self.exchange(client, url, limit, validators).await;
+        // The whole chain, body included, within `timeout` (budget waits
+        // excepted: they push the deadline back).
+        let mut deadline = tokio::time::Instant::now() + self.cfg.timeout;
+        let mut hops: Vec<(u16, Url)> = Vec::new();
+        let mut current = url.clone();
+        let r = loop {
+            self.check_paused(&current)?;
+            let permits = self.permits(&current).await;
+            // Again: the host may have asked for a pause while we queued for it.
+            self.check_paused(&current)?;
+            let resp = match self.send(client, &current, validators, deadline).await? {
+                Sent::Redirect(status, to) => {
+                    drop(permits);
+                    let next = self.redirect_target(&current, &to, hops.len())?;
+                    hops.push((status, next.clone()));
+                    current = next;
+                    continue;
+                }
+                Sent::Done(resp) => resp,
+            };
+            break self
+                .read_body(resp, kind, limit, &mut deadline, permits)
+                .await;
+        };
         crate::metrics::global().fetched(kind, started.elapsed());
-        r
+        r.map(|f| (f, hops))
     }
 
-    /// One request and its body, under the caller's permits.
-    async fn exchange(
+    fn check_paused(&self, url: &Url) -> Result<(), FetchError> {
+        match self.paused_until(url) {
+            Some(until) => Err(FetchError::HostPaused {
+                host: host_key(url),
+                until,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks a redirect from `from` to `location`, the `followed`+1-th hop:
+    /// at most `max_redirects`, http(s) only, and never from a public host
+    /// to a private one (`netguard::hop_allowed`).
+    fn redirect_target(
+        &self,
+        from: &Url,
+        location: &str,
+        followed: usize,
+    ) -> Result<Url, FetchError> {
+        let max = self.cfg.max_redirects;
+        let not_http = || FetchError::Refused {
+            url: location.chars().take(200).collect(),
+            why: "redirect target is not an http or https URL",
+        };
+        let to = from.join(location).map_err(|_| not_http())?;
+        match to.scheme() {
+            "http" | "https" => {}
+            "file" => return Err(not_http()),
+            other => {
+                return Err(FetchError::Http(format!(
+                    "redirect to {}: redirect to a {other}: URL refused",
+                    location.chars().take(200).collect::<String>()
+                )))
+            }
+        }
+        if followed >= max {
+            return Err(FetchError::Http(format!(
+                "error following redirect for url ({from}): more than {max} redirects"
+            )));
+        }
+        let mode = self.cfg.allow_private;
+        if !netguard::hop_allowed(mode, Some(from), &to) {
+            let why = match mode {
+                crate::config::AllowPrivate::Never => netguard::WHY_NEVER,
+                _ => netguard::WHY_AUTO,
+            };
+            return Err(FetchError::Http(format!("redirect to {to} refused: {why}")));
+        }
+        Ok(to)
+    }
+
+    /// One request, up to its status line and headers.
+    async fn send(
         &self,
         client: &reqwest::Client,
         url: &Url,
-        limit: u64,
         validators: Option<&Validators>,
-    ) -> Result<Fetched, FetchError> {
+        deadline: tokio::time::Instant,
+    ) -> Result<Sent, FetchError> {
         let mut req = client.get(url.clone());
         if let Some(v) = validators {
             if let Some(etag) = &v.etag {
@@ -330,39 +590,52 @@ impl Fetcher {
                 req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
             }
         }
-        let mut resp = req.send().await.map_err(FetchError::from_reqwest)?;
+        let resp = tokio::time::timeout_at(deadline, req.send())
+            .await
+            .map_err(|_| FetchError::Timeout)?
+            .map_err(FetchError::from_reqwest)?;
+        let status = resp.status();
+        if status.is_redirection() && status != reqwest::StatusCode::NOT_MODIFIED {
+            if let Some(loc) = resp.headers().get(reqwest::header::LOCATION) {
+                let loc = String::from_utf8_lossy(loc.as_bytes()).into_owned();
+                return Ok(Sent::Redirect(status.as_u16(), loc));
+            }
+        }
+        if matches!(status.as_u16(), 429 | 503) {
+            let now = chrono::Utc::now();
+            if let Some(until) = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| crate::schedule::retry_after(v, now))
+            {
+                // The host that answered, which after a redirect is not
+                // the one first asked.
+                tracing::warn!(url = %url, status = status.as_u16(), %until, "host asks us to wait (Retry-After)");
+                self.paused
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(host_key(url), until);
+            }
+        }
+        Ok(Sent::Done(resp))
+    }
+
+    /// The body of a final answer, within `limit` and the memory budget.
+    /// `permits` (the host's and a global slot) are held until it is read.
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+        kind: Kind,
+        limit: u64,
+        deadline: &mut tokio::time::Instant,
+        permits: (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>),
+    ) -> Result<Fetched, FetchError> {
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(Fetched::NotModified);
         }
         if !status.is_success() {
-            // A redirect that reaches us was not followed: its Location is
-            // not an http(s) URL (reqwest hands back e.g. `file:` and bad
-            // URLs without asking the policy). Say so rather than "302".
-            if status.is_redirection() {
-                if let Some(loc) = resp.headers().get(reqwest::header::LOCATION) {
-                    let loc = loc.to_str().unwrap_or("(unreadable Location)");
-                    return Err(FetchError::Refused {
-                        url: loc.chars().take(200).collect(),
-                        why: "redirect target is not an http or https URL",
-                    });
-                }
-            }
-            if matches!(status.as_u16(), 429 | 503) {
-                let now = chrono::Utc::now();
-                if let Some(until) = resp
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| crate::schedule::retry_after(v, now))
-                {
-                    tracing::warn!(url = %url, status = status.as_u16(), %until, "host asks us to wait (Retry-After)");
-                    self.paused
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(host_key(url), until);
-                }
-            }
             return Err(FetchError::Status(status.as_u16()));
         }
         if resp.content_length().is_some_and(|n| n > limit) {
@@ -386,15 +659,40 @@ impl Fetcher {
             chrono::Utc::now(),
         );
         let final_url = resp.url().clone();
+        let mut share = Share {
+            budget: &self.budget,
+            permit: None,
+            covers: 0,
+            weight: match kind {
+                Kind::Feed => FEED_WEIGHT,
+                Kind::Page => PAGE_WEIGHT,
+            },
+        };
+        // A known length is reserved whole; otherwise a first share, and
+        // the cap if the body outgrows it.
+        let first = resp.content_length().unwrap_or(FIRST_SHARE.min(limit));
+        *deadline += share.cover(first.max(1), first.max(1), &final_url).await;
         let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(FetchError::from_reqwest)? {
-            if bytes.len() as u64 + chunk.len() as u64 > limit {
+        loop {
+            let chunk = tokio::time::timeout_at(*deadline, resp.chunk())
+                .await
+                .map_err(|_| FetchError::Timeout)?
+                .map_err(FetchError::from_reqwest)?;
+            let Some(chunk) = chunk else { break };
+            let len = bytes.len() as u64 + chunk.len() as u64;
+            if len > limit {
                 return Err(FetchError::TooLarge(limit));
             }
+            *deadline += share.cover(len, limit, &final_url).await;
             bytes.extend_from_slice(&chunk);
         }
+        drop(permits);
+        let share = share.settle(bytes.len() as u64);
         Ok(Fetched::Body(Body {
-            bytes,
+            bytes: BodyBytes {
+                bytes,
+                _share: share,
+            },
             content_type,
             final_url,
             validators,
@@ -518,37 +816,22 @@ impl Fetcher {
     }
 }
 
+/// What a request got back before its body.
+enum Sent {
+    /// A redirect (status, `Location`), to be checked and followed.
+    Redirect(u16, String),
+    Done(reqwest::Response),
+}
+
 /// An HTTP client; `guarded` ones resolve names to public addresses only.
-/// Both check every redirect hop: at most `max_redirects`, http(s) only,
-/// and never from a public host to a private one (`netguard::hop_allowed`).
+/// Redirects are not followed by the client but by [`Fetcher::get_from`],
+/// hop by hop (politeness and checks per hop); the total timeout is kept
+/// there too, so that waiting for the memory budget does not use it up.
 fn build_client(cfg: &FetchConfig, guarded: bool) -> Result<reqwest::Client, FetchError> {
-    let max = cfg.max_redirects;
-    let mode = cfg.allow_private;
-    let why = match mode {
-        crate::config::AllowPrivate::Never => netguard::WHY_NEVER,
-        _ => netguard::WHY_AUTO,
-    };
-    let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > max {
-            attempt.error(format!("more than {max} redirects"))
-        } else if !matches!(attempt.url().scheme(), "http" | "https") {
-            let scheme = attempt.url().scheme().to_string();
-            attempt.error(format!("redirect to a {scheme}: URL refused"))
-        } else if !netguard::hop_allowed(mode, attempt.previous().last(), attempt.url()) {
-            let to = attempt.url().to_string();
-            attempt.error(format!("redirect to {to} refused: {why}"))
-        } else {
-            // Only a feed request (`get_feed`) listens; pages ignore hops.
-            let hop = (attempt.status().as_u16(), attempt.url().clone());
-            let _ = HOPS.try_with(|h| h.borrow_mut().push(hop));
-            attempt.follow()
-        }
-    });
     let mut builder = reqwest::Client::builder()
         .user_agent(cfg.user_agent.clone())
         .connect_timeout(cfg.connect_timeout)
-        .timeout(cfg.timeout)
-        .redirect(policy)
+        .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(cfg.per_host);
     if guarded {
         builder = builder.dns_resolver(Arc::new(netguard::PublicOnly));
@@ -586,7 +869,7 @@ async fn read_file(url: &Url, limit: u64) -> Result<Fetched, FetchError> {
         return Err(FetchError::TooLarge(limit));
     }
     Ok(Fetched::Body(Body {
-        bytes,
+        bytes: BodyBytes::unbudgeted(bytes),
         content_type: None,
         final_url: url.clone(),
         validators: Validators::default(),
