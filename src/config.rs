@@ -274,11 +274,12 @@ pub struct FetchConfig {
     /// Whether requests may reach loopback, private, link-local or metadata
     /// addresses (see `fetch::netguard`).
     pub allow_private: AllowPrivate,
-    /// Bytes of response bodies held in memory at once, over all requests,
-    /// each weighed by what parsing it costs (a feed 4x its size, a page
-    /// 3x): bounds the memory of a pass over many hosts with large answers.
-    /// Bodies that do not fit wait (never longer than `timeout`, and not
-    /// counted in it).
+    /// Bytes of response bodies in work at once, each weighed by what
+    /// parsing it costs (a feed 4x its size, held until its items are
+    /// done; a page 3x, until it is extracted): two thirds for feeds, one
+    /// third for pages. Bounds the memory of a pass over many hosts with
+    /// large answers. A body that does not fit is dropped unread and asked
+    /// for again once there is room.
     pub memory_budget: u64,
 }
 

@@ -18,9 +18,10 @@
 //! requests also note permanent redirects ([`Fetcher::get_feed`]) so the
 //! pipeline can poll the new address.
 //!
-//! Memory: bodies in memory at once are bounded by `[fetch] memory_budget`
-//! (see [`Budget`]), weighed by what parsing them costs, so a pass over many
-//! hosts with large answers stays within a few hundred MiB at the defaults.
+//! Memory: bodies in memory at once, and the feeds parsed from them, are
+//! bounded by `[fetch] memory_budget` (see [`Budget`]), weighed by what
+//! parsing them costs, so a pass over many hosts with large answers stays
+//! within a few hundred MiB at the defaults.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -150,8 +151,7 @@ pub enum Fetched {
 
 #[derive(Debug)]
 pub struct Body {
-    /// The body; it holds its share of the memory budget until dropped.
-    pub bytes: BodyBytes,
+    pub bytes: Vec<u8>,
     pub content_type: Option<String>,
     /// Where the body came from after redirects.
     pub final_url: Url,
@@ -159,56 +159,45 @@ pub struct Body {
     /// How long the server says this response stays fresh
     /// (`Cache-Control: max-age`, `Expires`): a hint for the scheduler.
     pub fresh_for: Option<std::time::Duration>,
+    /// This body's share of `[fetch] memory_budget`, until the `Body` (or
+    /// the share itself) is dropped.
+    pub budget: BudgetShare,
 }
 
-/// A response body and its share of `[fetch] memory_budget`, released when
-/// the bytes are dropped: a parse that owns the bytes keeps the share for
-/// as long as it runs. Reads as a byte slice.
+/// A body's share of `[fetch] memory_budget`, released when dropped. It
+/// sits beside the bytes in [`Body`], so a caller that moves the bytes out
+/// (to parse them) keeps the share until the rest of the `Body` goes: a
+/// feed's share covers its parse and its parsed items while the pipeline
+/// works through them.
 ///
-/// Holding one while fetching another can wait on the budget the first
-/// holds: drop (or [`BodyBytes::into_vec`]) bodies before fetching more
-/// than a few. The wait is bounded all the same (see [`Budget`]).
-pub struct BodyBytes {
-    bytes: Vec<u8>,
-    _share: Option<OwnedSemaphorePermit>,
-}
+/// Holding many bodies while fetching more waits on the budget they hold:
+/// such a wait goes ahead over budget after `[fetch] timeout` (see
+/// [`Budget`]), so drop bodies (or [`BudgetShare::release`]) when done.
+#[derive(Default)]
+pub struct BudgetShare(Option<OwnedSemaphorePermit>);
 
-impl BodyBytes {
-    fn unbudgeted(bytes: Vec<u8>) -> Self {
-        BodyBytes {
-            bytes,
-            _share: None,
-        }
+impl BudgetShare {
+    /// Gives the share back now.
+    pub fn release(&mut self) {
+        self.0 = None;
     }
 
-    /// The bytes alone; the budget share is released.
-    pub fn into_vec(self) -> Vec<u8> {
-        self.bytes
+    /// KiB of the budget held.
+    pub fn kib(&self) -> usize {
+        self.0.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
     }
 }
 
-impl std::ops::Deref for BodyBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-impl AsRef<[u8]> for BodyBytes {
-    fn as_ref(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-impl std::fmt::Debug for BodyBytes {
+impl std::fmt::Debug for BudgetShare {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BodyBytes({} bytes)", self.bytes.len())
+        write!(f, "BudgetShare({} KiB)", self.kib())
     }
 }
 
 /// Parsing a feed takes several times its size (feed-rs builds every
-/// entry's strings from an event stream): a feed body counts this many
-/// times against the budget, so only a few large feeds are parsed at once.
+/// entry's strings from an event stream), and the pipeline keeps the items
+/// while it fetches their pages: a feed counts this many times its size,
+/// so only a few large feeds are in work at once.
 pub const FEED_WEIGHT: u64 = 4;
 /// The same for a page: decoded text plus the DOM of the extractor.
 pub const PAGE_WEIGHT: u64 = 3;
@@ -216,23 +205,35 @@ pub const PAGE_WEIGHT: u64 = 3;
 /// reserves its whole cap (see [`Budget`]).
 const FIRST_SHARE: u64 = 256 * 1024;
 
-/// Memory budget for response bodies, in KiB permits.
+/// One pool of the memory budget, in KiB permits. Feeds and pages have a
+/// pool each (two thirds and one third of `memory_budget`): a feed's share
+/// is held while its pages are fetched, so pages drawing on the feeds' pool
+/// could wait for each other for ever.
 ///
 /// Deadlock-free by construction: a request waits for budget only while it
-/// holds none. A body of known length reserves its weight before reading;
-/// one of unknown length reserves [`FIRST_SHARE`] and, when it grows past
-/// that, takes its whole cap without waiting if it can, or else gives its
-/// share back and waits for the cap in one piece (at most `FIRST_SHARE`
-/// per request is read and unaccounted meanwhile). A share is trimmed to
-/// the body's real size once it is read, and never exceeds the budget, so
-/// any single request can go. A wait longer than `[fetch] timeout` (a
-/// caller holding bodies while fetching more) goes ahead over budget with
-/// a warning rather than stopping the pass. The time waited does not count
-/// against the request's own timeout.
+/// holds no budget, no host slot and no global slot, and nothing that
+/// holds a share waits for one from the same pool. A body of known length
+/// takes its weight before it is read; one of unknown length takes
+/// [`FIRST_SHARE`] and, should it grow past that, its whole cap. Only free
+/// budget is taken while a response is open: when it is not free, the
+/// response is dropped unread (at most `FIRST_SHARE` of it was read), the
+/// slots given back, the budget waited for, and the URL asked again with
+/// the budget in hand. So no server waits on an idle connection, and no
+/// request holds part of the budget while waiting for more. A share is
+/// trimmed to the body's real size once it is read, and never exceeds the
+/// pool, so any single request can go.
+/// Should the pool still stall (a caller holding bodies while it fetches
+/// more), a wait during which no share at all was granted for `[fetch]
+/// timeout` goes ahead over budget with a warning rather than stopping the
+/// pass; a long wait behind large feeds in work is not a stall. The time
+/// waited does not count against the request's own timeout.
 struct Budget {
     sem: Arc<Semaphore>,
     total_kib: u32,
     patience: Duration,
+    /// Shares granted so far: a pool that grants none while requests wait
+    /// is stuck.
+    granted: std::sync::atomic::AtomicU64,
 }
 
 impl Budget {
@@ -242,7 +243,15 @@ impl Budget {
             sem: Arc::new(Semaphore::new(total_kib as usize)),
             total_kib,
             patience,
+            granted: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    fn try_take(&self, kib: u32) -> Option<OwnedSemaphorePermit> {
+        let p = self.sem.clone().try_acquire_many_owned(kib).ok()?;
+        self.granted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(p)
     }
 
     /// KiB permits for `bytes` weighed `weight` times, within the total.
@@ -251,70 +260,125 @@ impl Budget {
         kib.min(u64::from(self.total_kib)) as u32
     }
 
-    /// Waits (holding nothing) for `kib` permits; `None` when the wait
-    /// outlasted the patience and the request goes without.
+    /// Waits for `kib` permits; `None` when the pool granted nothing to
+    /// anyone for `patience` and the request goes without.
     async fn acquire(&self, kib: u32, url: &Url) -> Option<OwnedSemaphorePermit> {
-        if let Ok(p) = self.sem.clone().try_acquire_many_owned(kib) {
-            return Some(p);
-        }
-        crate::metrics::global()
-            .budget_waits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match tokio::time::timeout(self.patience, self.sem.clone().acquire_many_owned(kib)).await {
-            Ok(p) => p.ok(),
-            Err(_) => {
-                tracing::warn!(url = %url, kib, "memory budget exhausted for longer than the request timeout; reading this body over budget");
-                None
+        use std::sync::atomic::Ordering::Relaxed;
+        crate::metrics::global().budget_waits.fetch_add(1, Relaxed);
+        // One acquire kept alive throughout: the semaphore is fair, and a
+        // long wait keeps its place in the queue.
+        let wait = self.sem.clone().acquire_many_owned(kib);
+        tokio::pin!(wait);
+        let mut seen = self.granted.load(Relaxed);
+        loop {
+            tokio::select! {
+                p = &mut wait => {
+                    self.granted.fetch_add(1, Relaxed);
+                    return p.ok();
+                }
+                _ = tokio::time::sleep(self.patience) => {
+                    let now = self.granted.load(Relaxed);
+                    if now == seen {
+                        tracing::warn!(url = %url, kib, "memory budget stalled (no share granted for the request timeout); reading this body over budget");
+                        return None;
+                    }
+                    seen = now;
+                }
             }
         }
     }
 }
 
-/// A body's share of the budget while it is read.
+/// The two pools.
+struct Budgets {
+    feeds: Budget,
+    pages: Budget,
+}
+
+impl Budgets {
+    fn new(bytes: u64, patience: Duration) -> Self {
+        Budgets {
+            feeds: Budget::new(bytes / 3 * 2, patience),
+            pages: Budget::new(bytes / 3, patience),
+        }
+    }
+
+    /// The pool for `kind`, and its weight.
+    fn pool(&self, kind: Kind) -> (&Budget, u64) {
+        match kind {
+            Kind::Feed => (&self.feeds, FEED_WEIGHT),
+            Kind::Page => (&self.pages, PAGE_WEIGHT),
+        }
+    }
+}
+
+/// A host slot and a global slot, held while a request is under way.
+type Permits = (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>);
+
+/// Budget taken before a request is asked again, and the bytes it covers.
+struct Reserved {
+    permit: Option<OwnedSemaphorePermit>,
+    covers: u64,
+}
+
+/// How reading a body ended.
+#[allow(clippy::large_enum_variant)] // see `Fetched`
+enum Read {
+    Done(Fetched),
+    /// The body needs this many bytes' worth of budget, which is not free
+    /// now: drop everything, wait for it, ask again.
+    NeedBudget(u64),
+}
+
+/// A body's share of its pool while it is read.
 struct Share<'a> {
     budget: &'a Budget,
     permit: Option<OwnedSemaphorePermit>,
     /// Bytes the share covers (before weighing).
     covers: u64,
     weight: u64,
+    /// Budget was waited for already: take more without waiting if it is
+    /// free, else read on over budget (the body changed size between two
+    /// asks; asking a third time would not help).
+    settled: bool,
 }
 
 impl Share<'_> {
-    /// Makes the share cover `len` bytes (at most `cap`); returns how long
-    /// it waited.
-    async fn cover(&mut self, len: u64, cap: u64, url: &Url) -> Duration {
+    /// Makes the share cover `len` bytes (reserving `reserve`, at least
+    /// `len`), without waiting: `Err(bytes)` when the pool cannot give it
+    /// now and the request should wait for `bytes` and ask again.
+    fn cover(&mut self, len: u64, reserve: u64) -> Result<(), u64> {
         if len <= self.covers {
-            return Duration::ZERO;
+            return Ok(());
         }
-        let want = self.budget.kib(cap, self.weight);
+        let reserve = reserve.max(len);
+        let want = self.budget.kib(reserve, self.weight);
         let held = self.permit.as_ref().map_or(0, |p| p.num_permits() as u32);
-        self.covers = cap;
-        if want <= held {
-            return Duration::ZERO;
-        }
-        if let Ok(more) = self.budget.sem.clone().try_acquire_many_owned(want - held) {
-            match &mut self.permit {
-                Some(p) => p.merge(more),
-                None => self.permit = Some(more),
+        if want > held {
+            match self.budget.try_take(want - held) {
+                Some(more) => match &mut self.permit {
+                    Some(p) => p.merge(more),
+                    None => self.permit = Some(more),
+                },
+                None if self.settled => {
+                    tracing::debug!(len, "body outgrew its budget share; read over budget");
+                }
+                None => return Err(reserve),
             }
-            return Duration::ZERO;
         }
-        // Never wait while holding: give the share back, wait for all of it.
-        self.permit = None;
-        let started = Instant::now();
-        self.permit = self.budget.acquire(want, url).await;
-        started.elapsed()
+        self.covers = reserve;
+        Ok(())
     }
 
     /// Trims the share to a body of `len` bytes, now read, and hands it over.
-    fn settle(mut self, len: u64) -> Option<OwnedSemaphorePermit> {
+    fn settle(mut self, len: u64) -> BudgetShare {
         let need = self.budget.kib(len, self.weight) as usize;
         if let Some(p) = &mut self.permit {
             if p.num_permits() > need {
                 drop(p.split(p.num_permits() - need));
             }
         }
-        self.permit.take()
+        BudgetShare(self.permit.take())
     }
 }
 
@@ -341,7 +405,7 @@ pub struct Fetcher {
     /// Hosts that answered 429/503 with `Retry-After`, and until when:
     /// that host waits, the other hosts do not.
     paused: Pauses,
-    budget: Arc<Budget>,
+    budget: Arc<Budgets>,
     shared: Option<Arc<dyn SharedHosts>>,
 }
 
@@ -356,7 +420,7 @@ impl Fetcher {
             global: Arc::new(Semaphore::new(cfg.concurrency)),
             hosts: Arc::new(Mutex::new(HashMap::new())),
             paused: Arc::new(Mutex::new(HashMap::new())),
-            budget: Arc::new(Budget::new(cfg.memory_budget, cfg.timeout)),
+            budget: Arc::new(Budgets::new(cfg.memory_budget, cfg.timeout)),
             shared: None,
         })
     }
@@ -499,6 +563,8 @@ impl Fetcher {
         let mut deadline = tokio::time::Instant::now() + self.cfg.timeout;
         let mut hops: Vec<(u16, Url)> = Vec::new();
         let mut current = url.clone();
+        // Budget waited for, holding nothing, before asking again.
+        let mut reserved: Option<Reserved> = None;
         let r = loop {
             self.check_paused(&current)?;
             let permits = self.permits(&current).await;
@@ -514,9 +580,25 @@ impl Fetcher {
                 }
                 Sent::Done(resp) => resp,
             };
-            break self
-                .read_body(resp, kind, limit, &mut deadline, permits)
-                .await;
+            match self
+                .read_body(resp, kind, limit, deadline, permits, reserved.take())
+                .await
+            {
+                Ok(Read::Done(f)) => break Ok(f),
+                Ok(Read::NeedBudget(bytes)) => {
+                    // The answer and the slots are dropped: a server is not
+                    // kept waiting on an idle connection, and nothing is held
+                    // while waiting. Then the same URL is asked again.
+                    let (budget, weight) = self.budget.pool(kind);
+                    let waited = Instant::now();
+                    reserved = Some(Reserved {
+                        permit: budget.acquire(budget.kib(bytes, weight), &current).await,
+                        covers: bytes,
+                    });
+                    deadline += waited.elapsed();
+                }
+                Err(e) => break Err(e),
+            }
         };
         crate::metrics::global().fetched(kind, started.elapsed());
         r.map(|f| (f, hops))
@@ -623,17 +705,20 @@ impl Fetcher {
 
     /// The body of a final answer, within `limit` and the memory budget.
     /// `permits` (the host's and a global slot) are held until it is read.
+    /// Without `reserved` budget, a body that does not fit in what is free
+    /// is not read: the caller waits for the budget and asks again.
     async fn read_body(
         &self,
         mut resp: reqwest::Response,
         kind: Kind,
         limit: u64,
-        deadline: &mut tokio::time::Instant,
-        permits: (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>),
-    ) -> Result<Fetched, FetchError> {
+        deadline: tokio::time::Instant,
+        permits: Permits,
+        reserved: Option<Reserved>,
+    ) -> Result<Read, FetchError> {
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
-            return Ok(Fetched::NotModified);
+            return Ok(Read::Done(Fetched::NotModified));
         }
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));
@@ -659,22 +744,28 @@ impl Fetcher {
             chrono::Utc::now(),
         );
         let final_url = resp.url().clone();
+        let (budget, weight) = self.budget.pool(kind);
+        let settled = reserved.is_some();
+        let (permit, covers) = reserved.map_or((None, 0), |r| (r.permit, r.covers));
         let mut share = Share {
-            budget: &self.budget,
-            permit: None,
-            covers: 0,
-            weight: match kind {
-                Kind::Feed => FEED_WEIGHT,
-                Kind::Page => PAGE_WEIGHT,
-            },
+            budget,
+            permit,
+            covers,
+            weight,
+            settled,
         };
         // A known length is reserved whole; otherwise a first share, and
         // the cap if the body outgrows it.
-        let first = resp.content_length().unwrap_or(FIRST_SHARE.min(limit));
-        *deadline += share.cover(first.max(1), first.max(1), &final_url).await;
+        let first = resp
+            .content_length()
+            .unwrap_or(FIRST_SHARE.min(limit))
+            .max(1);
+        if let Err(need) = share.cover(first, first) {
+            return Ok(Read::NeedBudget(need));
+        }
         let mut bytes = Vec::new();
         loop {
-            let chunk = tokio::time::timeout_at(*deadline, resp.chunk())
+            let chunk = tokio::time::timeout_at(deadline, resp.chunk())
                 .await
                 .map_err(|_| FetchError::Timeout)?
                 .map_err(FetchError::from_reqwest)?;
@@ -683,21 +774,22 @@ impl Fetcher {
             if len > limit {
                 return Err(FetchError::TooLarge(limit));
             }
-            *deadline += share.cover(len, limit, &final_url).await;
+            if share.cover(len, limit).is_err() {
+                // At most FIRST_SHARE read so far: cheaper to ask again.
+                return Ok(Read::NeedBudget(limit));
+            }
             bytes.extend_from_slice(&chunk);
         }
         drop(permits);
-        let share = share.settle(bytes.len() as u64);
-        Ok(Fetched::Body(Body {
-            bytes: BodyBytes {
-                bytes,
-                _share: share,
-            },
+        let budget = share.settle(bytes.len() as u64);
+        Ok(Read::Done(Fetched::Body(Body {
+            bytes,
             content_type,
             final_url,
             validators,
             fresh_for,
-        }))
+            budget,
+        })))
     }
 
     /// Where a URL given to [`Fetcher::get`] came from. Every feed is named
@@ -869,10 +961,11 @@ async fn read_file(url: &Url, limit: u64) -> Result<Fetched, FetchError> {
         return Err(FetchError::TooLarge(limit));
     }
     Ok(Fetched::Body(Body {
-        bytes: BodyBytes::unbudgeted(bytes),
+        bytes,
         content_type: None,
         final_url: url.clone(),
         validators: Validators::default(),
         fresh_for: None,
+        budget: BudgetShare::default(),
     }))
 }
