@@ -231,19 +231,20 @@ struct Budget {
     sem: Arc<Semaphore>,
     total_kib: u32,
     patience: Duration,
-    /// Shares granted so far: a pool that grants none while requests wait
-    /// is stuck.
-    granted: std::sync::atomic::AtomicU64,
+    /// Shares granted so far, by either pool (pages granted mean feeds in
+    /// work are moving): a budget that grants none while requests wait is
+    /// stuck.
+    granted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Budget {
-    fn new(bytes: u64, patience: Duration) -> Self {
+    fn new(bytes: u64, patience: Duration, granted: Arc<std::sync::atomic::AtomicU64>) -> Self {
         let total_kib = (bytes / 1024).clamp(1, u64::from(u32::MAX >> 4)) as u32;
         Budget {
             sem: Arc::new(Semaphore::new(total_kib as usize)),
             total_kib,
             patience,
-            granted: std::sync::atomic::AtomicU64::new(0),
+            granted,
         }
     }
 
@@ -260,7 +261,7 @@ impl Budget {
         kib.min(u64::from(self.total_kib)) as u32
     }
 
-    /// Waits for `kib` permits; `None` when the pool granted nothing to
+    /// Waits for `kib` permits; `None` when the budget granted nothing to
     /// anyone for `patience` and the request goes without.
     async fn acquire(&self, kib: u32, url: &Url) -> Option<OwnedSemaphorePermit> {
         use std::sync::atomic::Ordering::Relaxed;
@@ -297,9 +298,10 @@ struct Budgets {
 
 impl Budgets {
     fn new(bytes: u64, patience: Duration) -> Self {
+        let granted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         Budgets {
-            feeds: Budget::new(bytes / 3 * 2, patience),
-            pages: Budget::new(bytes / 3, patience),
+            feeds: Budget::new(bytes / 3 * 2, patience, granted.clone()),
+            pages: Budget::new(bytes / 3, patience, granted),
         }
     }
 
@@ -968,4 +970,98 @@ async fn read_file(url: &Url, limit: u64) -> Result<Fetched, FetchError> {
         fresh_for: None,
         budget: BudgetShare::default(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(mib: u64) -> Budget {
+        Budget::new(mib << 20, Duration::from_secs(30), Arc::default())
+    }
+
+    fn share(budget: &Budget, weight: u64) -> Share<'_> {
+        Share {
+            budget,
+            permit: None,
+            covers: 0,
+            weight,
+            settled: false,
+        }
+    }
+
+    fn free(b: &Budget) -> usize {
+        b.sem.available_permits()
+    }
+
+    #[test]
+    fn budget_shares_are_weighed_taken_without_waiting_and_trimmed_to_the_body() {
+        let b = pool(4);
+        let mut a = share(&b, 4);
+        // 512 KiB weighed 4x: 2 MiB of the 4.
+        assert_eq!(a.cover(512 << 10, 512 << 10), Ok(()));
+        assert_eq!(free(&b), 2048);
+        // Another 600 KiB (2400 KiB weighed) does not fit now: the caller
+        // is told to wait for it, holding nothing.
+        let mut c = share(&b, 4);
+        assert_eq!(c.cover(600 << 10, 600 << 10), Err(600 << 10));
+        assert!(c.permit.is_none());
+        // The first body turned out to be 100 KiB: its share shrinks to that.
+        let held = a.settle(100 << 10);
+        assert_eq!(held.kib(), 400);
+        assert_eq!(free(&b), 4096 - 400);
+        assert_eq!(c.cover(600 << 10, 600 << 10), Ok(()));
+        assert_eq!(free(&b), 4096 - 400 - 2400);
+        // Growing within what is covered takes nothing more.
+        assert_eq!(c.cover(300 << 10, 300 << 10), Ok(()));
+        assert_eq!(free(&b), 4096 - 400 - 2400);
+        drop(held);
+        drop(c.settle(600 << 10));
+        assert_eq!(free(&b), 4096);
+    }
+
+    #[test]
+    fn a_share_never_exceeds_its_pool_and_a_settled_one_reads_on_over_budget() {
+        let b = pool(4);
+        // 10 MiB weighed 4x is more than the pool: clamped, so it can go alone.
+        let mut big = share(&b, 4);
+        assert_eq!(big.cover(10 << 20, 10 << 20), Ok(()));
+        assert_eq!(free(&b), 0);
+        // After a wait (settled), a body larger than announced reads on
+        // rather than asking a third time.
+        let mut late = share(&b, 4);
+        late.settled = true;
+        assert_eq!(late.cover(1 << 20, 1 << 20), Ok(()));
+        assert!(late.permit.is_none());
+        drop(big);
+        assert_eq!(free(&b), 4096);
+    }
+
+    #[tokio::test]
+    async fn a_wait_on_a_stalled_budget_goes_ahead_but_a_moving_one_keeps_its_place() {
+        let granted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let b = Budget::new(1 << 20, Duration::from_millis(400), granted.clone());
+        let url = Url::parse("http://127.0.0.1/").unwrap();
+        let hog = b.try_take(1024).unwrap();
+        // Nothing is granted to anyone: after the patience, over budget.
+        assert!(b.acquire(512, &url).await.is_none());
+        // Grants elsewhere (the other pool) count as progress: keep waiting.
+        let ticker = {
+            let granted = granted.clone();
+            tokio::spawn(async move {
+                for _ in 0..16 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(450)).await;
+            drop(hog);
+        });
+        let got = b.acquire(512, &url).await;
+        assert_eq!(got.map(|p| p.num_permits()), Some(512));
+        ticker.await.unwrap();
+        release.await.unwrap();
+    }
 }
