@@ -648,3 +648,65 @@ fn warnings_name_the_feed_at_the_default_log_level() {
         );
     }
 }
+
+#[test]
+fn sd_notify_status_counts_failing_feeds_from_each_poll() {
+    let server = TestServer::start();
+    let off = Slow::default();
+    serve_feed(&server, "fine", 11, 1, &[], &off);
+    let healed = Arc::new(AtomicBool::new(false));
+    server.route(
+        "/flaky.rss",
+        server::switch(
+            healed.clone(),
+            Response::status(500),
+            Response::rss(rss("flaky", &server.url("/"), &[])),
+        ),
+    );
+    let td = TestDir::new();
+    td.write_config_text(&config(
+        &[
+            ("fine", &server.url("/fine.rss")),
+            ("flaky", &server.url("/flaky.rss")),
+        ],
+        "5s",
+    ));
+    let sock_path = td.root.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let status_with = |what: &str, d: &Daemon| {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        let mut last = String::new();
+        loop {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if msg.starts_with("STATUS=") {
+                    if msg.contains(what) {
+                        return;
+                    }
+                    last = msg;
+                }
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "no STATUS= with {what:?}; last {last:?}\n{}",
+                d.log()
+            );
+        }
+    };
+    let d = Daemon::start(&td, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
+    status_with("2 feeds", &d);
+    status_with("1 failing", &d);
+    healed.store(true, Ordering::SeqCst);
+    wait_for("a good poll of flaky", &d, || {
+        server
+            .requests_for("/flaky.rss")
+            .iter()
+            .any(|r| r.status == 200)
+    });
+    status_with("0 failing", &d);
+    let (code, log) = d.stop("TERM");
+    assert_eq!(code, Some(0), "{log}");
+}
