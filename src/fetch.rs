@@ -567,42 +567,48 @@ impl Fetcher {
         let mut current = url.clone();
         // Budget waited for, holding nothing, before asking again.
         let mut reserved: Option<Reserved> = None;
-        let r = loop {
-            self.check_paused(&current)?;
-            let permits = self.permits(&current).await;
-            // Again: the host may have asked for a pause while we queued for it.
-            self.check_paused(&current)?;
-            let resp = match self.send(client, &current, validators, deadline).await? {
-                Sent::Redirect(status, to) => {
-                    drop(permits);
-                    let next = self.redirect_target(&current, &to, hops.len())?;
-                    hops.push((status, next.clone()));
-                    current = next;
-                    continue;
+        let r = async {
+            loop {
+                self.check_paused(&current)?;
+                let permits = self.permits(&current).await;
+                // Again: the host may have asked for a pause while we queued for it.
+                self.check_paused(&current)?;
+                let resp = match self.send(client, &current, validators, deadline).await? {
+                    Sent::Redirect(status, to) => {
+                        drop(permits);
+                        let next = self.redirect_target(&current, &to, hops.len())?;
+                        hops.push((status, next.clone()));
+                        current = next;
+                        continue;
+                    }
+                    Sent::Done(resp) => resp,
+                };
+                match self
+                    .read_body(resp, kind, limit, deadline, permits, reserved.take())
+                    .await
+                {
+                    Ok(Read::Done(f)) => break Ok(f),
+                    Ok(Read::NeedBudget(bytes)) => {
+                        // The answer and the slots are dropped: a server is not
+                        // kept waiting on an idle connection, and nothing is held
+                        // while waiting. Then the same URL is asked again.
+                        let (budget, weight) = self.budget.pool(kind);
+                        let waited = Instant::now();
+                        reserved = Some(Reserved {
+                            permit: budget.acquire(budget.kib(bytes, weight), &current).await,
+                            covers: bytes,
+                        });
+                        deadline += waited.elapsed();
+                    }
+                    Err(e) => break Err(e),
                 }
-                Sent::Done(resp) => resp,
-            };
-            match self
-                .read_body(resp, kind, limit, deadline, permits, reserved.take())
-                .await
-            {
-                Ok(Read::Done(f)) => break Ok(f),
-                Ok(Read::NeedBudget(bytes)) => {
-                    // The answer and the slots are dropped: a server is not
-                    // kept waiting on an idle connection, and nothing is held
-                    // while waiting. Then the same URL is asked again.
-                    let (budget, weight) = self.budget.pool(kind);
-                    let waited = Instant::now();
-                    reserved = Some(Reserved {
-                        permit: budget.acquire(budget.kib(bytes, weight), &current).await,
-                        covers: bytes,
-                    });
-                    deadline += waited.elapsed();
-                }
-                Err(e) => break Err(e),
             }
-        };
-        crate::metrics::global().fetched(kind, started.elapsed());
+        }
+        .await;
+        // A request not sent (the host is paused) has no latency.
+        if !matches!(r, Err(FetchError::HostPaused { .. })) {
+            crate::metrics::global().fetched(kind, started.elapsed());
+        }
         r.map(|f| (f, hops))
     }
 
@@ -679,7 +685,8 @@ impl Fetcher {
             .map_err(|_| FetchError::Timeout)?
             .map_err(FetchError::from_reqwest)?;
         let status = resp.status();
-        if status.is_redirection() && status != reqwest::StatusCode::NOT_MODIFIED {
+        // The redirects a browser follows; 300, 304 and 305 are answers.
+        if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
             if let Some(loc) = resp.headers().get(reqwest::header::LOCATION) {
                 let loc = String::from_utf8_lossy(loc.as_bytes()).into_owned();
                 return Ok(Sent::Redirect(status.as_u16(), loc));
