@@ -772,7 +772,10 @@ impl Fetcher {
         if let Err(need) = share.cover(first, first) {
             return Ok(Read::NeedBudget(need));
         }
-        let mut bytes = Vec::new();
+        // A known length is allocated once (it is within the cap and the
+        // budget): doubling up to it would hold the old and new buffers.
+        let known = resp.content_length().unwrap_or(0).min(limit);
+        let mut bytes = Vec::with_capacity(known as usize);
         loop {
             let chunk = tokio::time::timeout_at(deadline, resp.chunk())
                 .await
