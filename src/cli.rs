@@ -886,7 +886,13 @@ fn fetch_url_inputs(
         let got = match url::Url::parse(input) {
             Err(e) => Err(anyhow!("not a valid URL: {e}")),
             Ok(u) => match rt.block_on(fetcher.get(&u, Kind::Page, None, false)) {
-                Ok(Fetched::Body(b)) => Ok(b),
+                Ok(Fetched::Body(mut b)) => {
+                    // All pages are held until extraction: the budget,
+                    // meant for a daemon's bodies in work, would stall the
+                    // fetches after the first hundred or so.
+                    b.budget.release();
+                    Ok(b)
+                }
                 Ok(Fetched::NotModified) => Err(anyhow!("unexpected 304 Not Modified")),
                 Err(e) => Err(anyhow::Error::new(e)),
             },

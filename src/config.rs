@@ -105,7 +105,8 @@ pub struct ScheduleConfig {
     /// First retry after an error; doubles per failure in a row.
     #[serde(with = "humantime_serde")]
     pub error_backoff: Duration,
-    /// Cap of the error backoff: a failing feed is still retried this often.
+    /// Cap of the error backoff, jitter included: a failing feed is still
+    /// retried this often. At most a day.
     #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
     /// Fraction by which each wait is randomly shortened or lengthened.
@@ -273,6 +274,13 @@ pub struct FetchConfig {
     /// Whether requests may reach loopback, private, link-local or metadata
     /// addresses (see `fetch::netguard`).
     pub allow_private: AllowPrivate,
+    /// Bytes of response bodies in work at once, each weighed by what
+    /// parsing it costs (a feed 4x its size, held until its items are
+    /// done; a page 3x, until it is extracted): two thirds for feeds, one
+    /// third for pages. Bounds the memory of a pass over many hosts with
+    /// large answers. A body that does not fit is dropped unread and asked
+    /// for again once there is room.
+    pub memory_budget: u64,
 }
 
 /// `[fetch] allow_private`: may a request reach a non-public address?
@@ -309,6 +317,7 @@ impl Default for FetchConfig {
             host_delay: Duration::ZERO,
             page_attempts: 5,
             allow_private: AllowPrivate::Auto,
+            memory_budget: 96 * 1024 * 1024,
         }
     }
 }
@@ -460,13 +469,18 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     };
 
     let f = &raw.fetch;
-    let checks: [(&str, bool, &str); 9] = [
+    let checks: [(&str, bool, &str); 10] = [
         (
             "user_agent",
             f.user_agent.trim().is_empty(),
             "must not be empty (many sites refuse requests without one)",
         ),
         ("timeout", f.timeout.is_zero(), "must be more than 0s"),
+        (
+            "memory_budget",
+            f.memory_budget < 1024 * 1024,
+            "must be at least 1048576 (1 MiB)",
+        ),
         ("page_attempts", f.page_attempts == 0, "must be at least 1"),
         (
             "connect_timeout",
@@ -494,8 +508,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         }
     }
     let sc = &raw.schedule;
-    let checks: [(&str, bool, &str); 6] = [
+    let checks: [(&str, bool, &str); 7] = [
         ("interval", sc.interval.is_zero(), "must be more than 0s"),
+        (
+            "max_backoff",
+            sc.max_backoff > crate::schedule::MAX_BACKOFF,
+            "must be at most 1day (a failing feed is polled at least daily)",
+        ),
         (
             "min_interval",
             sc.min_interval.is_zero(),
@@ -916,5 +935,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains(":4:") && e.contains("per_host"), "{e}");
+    }
+
+    #[test]
+    fn max_backoff_is_at_most_a_day_and_memory_budget_at_least_a_mib() {
+        let base = "output_dir = \"o\"\nstate_dir = \"s\"\n";
+        let e = p(&format!("{base}[schedule]\nmax_backoff = \"2days\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":4:") && e.contains("max_backoff") && e.contains("1day"),
+            "{e}"
+        );
+        assert!(p(&format!("{base}[schedule]\nmax_backoff = \"24h\"\n")).is_ok());
+        let e = p(&format!("{base}[fetch]\nmemory_budget = 1000\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":4:") && e.contains("memory_budget"), "{e}");
+        let c = p(&format!("{base}[fetch]\nmemory_budget = 268435456\n")).unwrap();
+        assert_eq!(c.fetch.memory_budget, 256 << 20);
+        assert_eq!(FetchConfig::default().memory_budget, 96 << 20);
     }
 }

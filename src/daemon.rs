@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{debug, error, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, warn, warn_span, Instrument};
 
 use crate::config::{self, Config, Feed};
 use crate::pipeline::{self, Context, FeedReport, PassError};
@@ -203,6 +203,9 @@ pub async fn run_with(
         }
     }
     // The lock goes with us: `gleaner status` reads the store itself again.
+    if let Some(h) = d.snapshot_task.take() {
+        let _ = h.await;
+    }
     let _ = std::fs::remove_file(d.ctx.config.state_dir.join(SNAPSHOT_FILE));
     drop(metrics);
     info!(
@@ -243,6 +246,9 @@ struct Tracked {
     running: bool,
     /// Dropped from the config while in flight: forget it when it returns.
     removed: bool,
+    /// Its last poll failed (failures in a row above 0, as the store says):
+    /// kept here so STATUS= never scans the store.
+    failing: bool,
 }
 
 struct Daemon {
@@ -262,6 +268,9 @@ struct Daemon {
     dirty: bool,
     last_snapshot: Option<std::time::Instant>,
     last_status: Option<std::time::Instant>,
+    /// The snapshot being written, off the loop: the loop that sends
+    /// WATCHDOG=1 never waits for a scan of the store.
+    snapshot_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -280,6 +289,7 @@ impl Daemon {
             dirty: true,
             last_snapshot: None,
             last_status: None,
+            snapshot_task: None,
         };
         let feeds = d.ctx.config.feeds.clone();
         d.apply_feeds(&feeds)?;
@@ -291,6 +301,13 @@ impl Daemon {
     /// changed ones keep their schedule under the new policy.
     fn apply_feeds(&mut self, feeds: &[Feed]) -> Result<(), StoreError> {
         let stored: HashMap<String, FeedSchedule> = self.store.schedules()?.into_iter().collect();
+        let failing: BTreeSet<String> = self
+            .store
+            .all_feeds()?
+            .into_iter()
+            .filter(|(_, s)| s.failures > 0)
+            .map(|(n, _)| n)
+            .collect();
         let now = Utc::now();
         let global = self.ctx.config.schedule.clone();
         let wanted: HashMap<&str, &Feed> = feeds.iter().map(|f| (f.name.as_str(), f)).collect();
@@ -321,7 +338,8 @@ impl Daemon {
                 }
                 None => {
                     let sched = stored.get(&feed.name).cloned().unwrap_or_default();
-                    let due = schedule::first_poll(&policy, &sched, now, fastrand::f64());
+                    let failing = failing.contains(&feed.name);
+                    let due = schedule::first_poll(&policy, &sched, failing, now, fastrand::f64());
                     debug!(feed = %feed.name, url = %feed.url, %due, "scheduled");
                     self.queue.insert((due, feed.name.clone()));
                     self.feeds.insert(
@@ -333,6 +351,7 @@ impl Daemon {
                             due,
                             running: false,
                             removed: false,
+                            failing,
                         },
                     );
                 }
@@ -408,7 +427,9 @@ impl Daemon {
             t.running = true;
             let ctx = self.ctx.clone();
             let feed = t.feed.clone();
-            let span = info_span!("feed", feed = %feed.name, url = %feed.url);
+            // At warn level: the default filter (`warn`) must still print
+            // which feed a warning is about.
+            let span = warn_span!("feed", feed = %feed.name, url = %feed.url);
             let handle = self.running.spawn(
                 async move {
                     let report = pipeline::poll_leased(&ctx, &feed).await;
@@ -481,23 +502,30 @@ impl Daemon {
         self.summary.new_stories += report.new as u64;
         self.summary.pages_given_up += report.given_up as u64;
         count(&report);
-        let outcome = if report.gone {
+        // The pipeline has recorded this poll in the store: one row tells
+        // whether the feed now counts as failing, and for how long.
+        let failures = match self.store.feed_state(&name) {
+            Ok(s) => s.failures,
+            Err(e) => {
+                debug!(feed = %name, error = %e, "cannot read the feed's state");
+                u32::from(report.error.is_some() || report.gone)
+            }
+        };
+        t.failing = failures > 0;
+        let outcome = if let Some(until) = report.host_paused {
+            // Deferred, not failed: polled again when the host's pause ends,
+            // and the empty poll does not count as a quiet feed.
+            Outcome::HostPaused { until }
+        } else if report.gone {
             self.summary.failed_polls += 1;
             Outcome::Gone
         } else if report.error.is_some() {
             self.summary.failed_polls += 1;
             match self.ctx.fetcher.paused_until(&t.feed.url) {
                 Some(until) => Outcome::HostPaused { until },
-                None => {
-                    // The pipeline has counted this failure in the store.
-                    let failures = self
-                        .store
-                        .feed_state(&name)
-                        .map(|s| s.failures)
-                        .unwrap_or(1)
-                        .max(1);
-                    Outcome::Failed { failures }
-                }
+                None => Outcome::Failed {
+                    failures: failures.max(1),
+                },
             }
         } else if report.not_modified {
             Outcome::NotModified
@@ -568,7 +596,10 @@ impl Daemon {
             warn!("metrics_addr cannot change while running; restart gleaner to apply it");
         }
         let feeds = cfg.feeds.clone();
-        let ctx = Context::new(cfg, self.store.clone()).map_err(|e| e.to_string())?;
+        let mut ctx = Context::new(cfg, self.store.clone()).map_err(|e| e.to_string())?;
+        // Hosts that asked for a pause (Retry-After) stay paused, and
+        // host_delay keeps counting, across the reload.
+        ctx.fetcher.carry_host_state(&self.ctx.fetcher);
         // Policies come from the new [schedule]; apply before swapping so
         // `apply_feeds` reads it from the context it will run under.
         let old_ctx = std::mem::replace(&mut self.ctx, Arc::new(ctx));
@@ -611,12 +642,26 @@ impl Daemon {
             self.last_status = Some(now);
             notify.send(&[sd_notify::NotifyState::Status(&self.status_line())]);
         }
-        if self.dirty && due(self.last_snapshot, SNAPSHOT_EVERY) {
+        // A scan of the store per snapshot: spaced out further with many
+        // feeds (12 s at 10,000), and one at a time.
+        let every = SNAPSHOT_EVERY + Duration::from_millis(self.feeds.len() as u64);
+        let idle = self.snapshot_task.as_ref().is_none_or(|h| h.is_finished());
+        if self.dirty && idle && due(self.last_snapshot, every) {
             self.last_snapshot = Some(now);
             self.dirty = false;
-            if let Err(e) = self.write_snapshot() {
-                debug!(error = %e, "cannot write status snapshot");
-            }
+            let mut feeds: Vec<(Feed, bool)> = self
+                .feeds
+                .values()
+                .map(|t| (t.feed.clone(), t.running))
+                .collect();
+            feeds.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+            let store = self.store.clone();
+            let dir = self.ctx.config.state_dir.clone();
+            self.snapshot_task = Some(tokio::task::spawn_blocking(move || {
+                if let Err(e) = write_snapshot(&feeds, store.as_ref(), &dir) {
+                    debug!(error = %e, "cannot write status snapshot");
+                }
+            }));
         }
     }
 
@@ -641,40 +686,34 @@ impl Daemon {
     }
 
     fn failing(&self) -> usize {
-        // Cheap enough at a second's pace, and the store is the truth.
-        self.store
-            .all_feeds()
-            .map(|all| {
-                all.iter()
-                    .filter(|(n, s)| s.failures > 0 && self.feeds.contains_key(n))
-                    .count()
-            })
-            .unwrap_or(0)
+        self.feeds.values().filter(|t| t.failing).count()
     }
+}
 
-    fn write_snapshot(&self) -> Result<(), String> {
-        let mut feeds: Vec<Feed> = self.feeds.values().map(|t| t.feed.clone()).collect();
-        feeds.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut rows = feed_status(&feeds, self.store.as_ref()).map_err(|e| e.to_string())?;
-        // In flight: the stored next_poll is in the past; say what is happening.
-        for r in &mut rows {
-            if self.feeds.get(&r.feed).is_some_and(|t| t.running) {
-                r.polling = true;
-            }
-        }
-        let snap = Snapshot {
-            pid: std::process::id(),
-            written_at: Utc::now(),
-            feeds: rows,
-        };
-        let dir = &self.ctx.config.state_dir;
-        let json = serde_json::to_vec_pretty(&snap).map_err(|e| e.to_string())?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
-        std::io::Write::write_all(&mut tmp, &json).map_err(|e| e.to_string())?;
-        tmp.persist(dir.join(SNAPSHOT_FILE))
-            .map_err(|e| e.to_string())?;
-        Ok(())
+/// Writes `status.json` for `gleaner status`: each feed (sorted by name) and
+/// whether it is being polled right now.
+fn write_snapshot(
+    feeds: &[(Feed, bool)],
+    store: &dyn StateStore,
+    dir: &Path,
+) -> Result<(), String> {
+    let list: Vec<Feed> = feeds.iter().map(|(f, _)| f.clone()).collect();
+    let mut rows = feed_status(&list, store).map_err(|e| e.to_string())?;
+    // In flight: the stored next_poll is in the past; say what is happening.
+    for (r, (_, running)) in rows.iter_mut().zip(feeds) {
+        r.polling = *running;
     }
+    let snap = Snapshot {
+        pid: std::process::id(),
+        written_at: Utc::now(),
+        feeds: rows,
+    };
+    let json = serde_json::to_vec(&snap).map_err(|e| e.to_string())?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut tmp, &json).map_err(|e| e.to_string())?;
+    tmp.persist(dir.join(SNAPSHOT_FILE))
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Adds one poll's report to the Prometheus counters.

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub duplicates_text: AtomicU64,
     pub page_errors: AtomicU64,
     pub pages_given_up: AtomicU64,
+    /// Response bodies that waited for `[fetch] memory_budget`.
+    pub budget_waits: AtomicU64,
     /// Gauges set by the daemon loop.
     pub feeds: AtomicU64,
     pub in_flight: AtomicU64,
@@ -95,6 +97,7 @@ impl Metrics {
             duplicates_text: AtomicU64::new(0),
             page_errors: AtomicU64::new(0),
             pages_given_up: AtomicU64::new(0),
+            budget_waits: AtomicU64::new(0),
             feeds: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             feed_latency: Histogram::new(),
@@ -113,7 +116,7 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, Series<'_>); 7] = [
+        let counters: [(&str, &str, Series<'_>); 8] = [
             (
                 "gleaner_feed_polls_total",
                 "Feed polls finished, whatever their outcome.",
@@ -151,6 +154,11 @@ impl Metrics {
                 "gleaner_pages_given_up_total",
                 "Item pages given up after [fetch] page_attempts tries.",
                 &[("", &self.pages_given_up)],
+            ),
+            (
+                "gleaner_fetch_budget_waits_total",
+                "Response bodies that waited for room in [fetch] memory_budget.",
+                &[("", &self.budget_waits)],
             ),
         ];
         for (name, help, series) in counters {

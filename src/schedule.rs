@@ -20,11 +20,15 @@
 //!   `± jitter` so feeds configured alike drift apart instead of polling in
 //!   lockstep;
 //! - after `n` failures in a row: `min(error_backoff * 2^(n-1), max_backoff)`,
-//!   jittered the same way; a feed that answered 410 Gone is polled once a
-//!   day ([`GONE_RETRY`]): sites come back, and the user decides to drop it;
+//!   jittered the same way but never beyond `max_backoff` (at most a day,
+//!   [`MAX_BACKOFF`]); a feed that answered 410 Gone is polled once a day
+//!   ([`GONE_RETRY`], jitter only earlier): sites come back, and the user
+//!   decides to drop it;
 //! - a page that failed `n` times is tried again at the next poll after the
-//!   first failure, then after `min(error_backoff * 2^(n-2), max_backoff)`
-//!   ([`page_retry_after`]), until `[fetch] page_attempts` gives it up.
+//!   first failure, then after `min(error_backoff * 18^(n-2), max_backoff)`
+//!   ([`page_retry_after`]), until `[fetch] page_attempts` gives it up: with
+//!   the defaults that is 0, 5 min, 90 min and a day, so a site down for a
+//!   day loses no story.
 
 use std::time::Duration;
 
@@ -44,6 +48,14 @@ pub const RATE_HALF_LIFE_HOURS: f64 = 72.0;
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How often a feed that answered 410 Gone is still polled.
 pub const GONE_RETRY: Duration = Duration::from_secs(24 * 3600);
+/// The longest wait after an error, jitter included; `max_backoff` may not
+/// exceed it (config validation).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+/// Growth of a failed page's retry wait per further failure. Steep on
+/// purpose: a passing error is retried within minutes, while the default
+/// five tries still span a day, because page failures that last are site
+/// outages of hours, and a page given up is a story lost for good.
+pub const PAGE_RETRY_GROWTH: u32 = 18;
 
 /// The schedule knobs of one feed: `[schedule]` with the feed's own keys applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,16 +144,26 @@ pub enum Outcome {
 /// When a feed that the daemon has just started tracking is first due:
 /// its stored `next_poll` if that is still ahead (a restart resumes the
 /// schedule), otherwise within `spread` of now, so that a thousand new or
-/// overdue feeds do not all fire in the first second.
+/// overdue feeds do not all fire in the first second. `failing` says the
+/// feed's last poll failed (its failures in a row are above 0, 410 Gone
+/// included): its stored time is then a backoff or the daily retry of a
+/// gone feed, which a restart must not pull forward.
 pub fn first_poll(
     policy: &Policy,
     stored: &FeedSchedule,
+    failing: bool,
     now: DateTime<Utc>,
     rand: f64,
 ) -> DateTime<Utc> {
+    // A shortened max_interval since the last run takes effect now; a
+    // backoff only answers to its own (one-day) bound.
+    let bound = if failing {
+        MAX_BACKOFF.max(GONE_RETRY)
+    } else {
+        policy.max_interval
+    };
     match stored.next_poll {
-        // A shortened max_interval since the last run must take effect now.
-        Some(t) if t > now => t.min(now + to_chrono(policy.max_interval)),
+        Some(t) if t > now => t.min(now + to_chrono(bound)),
         _ => now + to_chrono(policy.spread.mul_f64(unit(rand))),
     }
 }
@@ -159,11 +181,14 @@ pub fn after_poll(
     let base = prev.interval.unwrap_or(policy.interval);
     match outcome {
         Outcome::Failed { failures } => {
-            next.next_poll =
-                Some(now + to_chrono(jittered(backoff(policy, *failures), policy.jitter, rand)));
+            // Jitter spreads failing feeds apart but never past the cap.
+            let wait =
+                jittered(backoff(policy, *failures), policy.jitter, rand).min(backoff_cap(policy));
+            next.next_poll = Some(now + to_chrono(wait));
         }
         Outcome::Gone => {
-            next.next_poll = Some(now + to_chrono(jittered(GONE_RETRY, policy.jitter, rand)));
+            let wait = jittered(GONE_RETRY, policy.jitter, rand).min(GONE_RETRY);
+            next.next_poll = Some(now + to_chrono(wait));
         }
         Outcome::HostPaused { until } => {
             // Not the feed's fault: no backoff, just wait out the host.
@@ -224,29 +249,42 @@ fn adapt(policy: &Policy, current: Duration, s: &FeedSchedule) -> Duration {
 }
 
 /// Delay before retrying after `failures` errors in a row:
-/// `min(error_backoff * 2^(failures-1), max_backoff)`, never zero.
+/// `min(error_backoff * 2^(failures-1), max_backoff)`, never zero and never
+/// above [`MAX_BACKOFF`].
 pub fn backoff(policy: &Policy, failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(30);
     let d = policy
         .error_backoff
         .checked_mul(1u32 << exp)
         .unwrap_or(policy.max_backoff);
-    d.min(policy.max_backoff).max(Duration::from_secs(1))
+    d.min(backoff_cap(policy)).max(Duration::from_secs(1))
+}
+
+/// The longest wait after errors, jitter included.
+fn backoff_cap(policy: &Policy) -> Duration {
+    policy
+        .max_backoff
+        .min(MAX_BACKOFF)
+        .max(Duration::from_secs(1))
 }
 
 /// How long after its `attempts`-th failure a page may be fetched again:
 /// at once (the next poll of its feed) after the first failure, since most
-/// failures are passing; then `error_backoff` doubling per further failure,
-/// at most `max_backoff`.
+/// failures are passing; then `error_backoff`, growing
+/// [`PAGE_RETRY_GROWTH`] times per further failure, at most `max_backoff`
+/// (and a day). With the default `[fetch] page_attempts` (5) and backoff, a
+/// page is tried for more than a day (0, 5 min, 90 min, 24 h after each
+/// failure) before it is given up.
 pub fn page_retry_after(error_backoff: Duration, max_backoff: Duration, attempts: u32) -> Duration {
     if attempts <= 1 {
         return Duration::ZERO;
     }
-    let exp = (attempts - 2).min(30);
-    error_backoff
-        .checked_mul(1u32 << exp)
-        .unwrap_or(max_backoff)
-        .min(max_backoff)
+    let cap = max_backoff.min(MAX_BACKOFF);
+    PAGE_RETRY_GROWTH
+        .checked_pow((attempts - 2).min(20))
+        .and_then(|f| error_backoff.checked_mul(f))
+        .unwrap_or(cap)
+        .min(cap)
 }
 
 /// `d` moved by up to `± fraction`, `rand` choosing where.
@@ -586,7 +624,8 @@ mod tests {
                     wait >= base * 0.9 - 1.0 && wait <= base * 1.1 + 1.0,
                     "{failures} {rand} {wait}"
                 );
-                assert!(wait <= 24.0 * 3600.0 * 1.1 + 1.0);
+                // The cap holds after jitter: never more than a day.
+                assert!(wait <= 24.0 * 3600.0, "{failures} {rand} {wait}");
             }
         }
         // Jitter actually spreads.
@@ -607,6 +646,41 @@ mod tests {
         assert_eq!(n.interval, prev.interval, "the base interval is kept");
         let early = after_poll(&p, &FeedSchedule::default(), &Outcome::Gone, t0(), 0.0);
         assert!(secs(early.next_poll.unwrap() - t0()) >= (24.0 * 3600.0 * 0.9) as i64);
+        let late = after_poll(&p, &FeedSchedule::default(), &Outcome::Gone, t0(), 0.999);
+        assert_eq!(secs(late.next_poll.unwrap() - t0()), 24 * 3600);
+    }
+
+    #[test]
+    fn backoff_never_exceeds_a_day_even_with_jitter_or_a_larger_max_backoff() {
+        let mut p = policy();
+        p.jitter = 0.5;
+        p.max_backoff = Duration::from_secs(72 * HOUR);
+        for failures in [1, 9, 10, 11, 30, u32::MAX] {
+            assert!(backoff(&p, failures) <= MAX_BACKOFF, "{failures}");
+            for rand in [0.0, 0.5, 0.75, 0.999] {
+                let n = after_poll(
+                    &p,
+                    &FeedSchedule::default(),
+                    &Outcome::Failed { failures },
+                    t0(),
+                    rand,
+                );
+                let wait = secs(n.next_poll.unwrap() - t0());
+                assert!(wait <= 24 * 3600, "{failures} {rand} {wait}");
+            }
+        }
+        // At the cap, jitter still spreads feeds (downwards).
+        let at = |rand| {
+            after_poll(
+                &p,
+                &FeedSchedule::default(),
+                &Outcome::Failed { failures: 40 },
+                t0(),
+                rand,
+            )
+            .next_poll
+        };
+        assert_ne!(at(0.0), at(0.3));
     }
 
     #[test]
@@ -619,7 +693,17 @@ mod tests {
             .into_iter()
             .map(m)
             .collect();
-        assert_eq!(waits, vec![0, 0, 5, 10, 20, 40, 1280, 1440, 1440, 1440]);
+        assert_eq!(waits, vec![0, 0, 5, 90, 1440, 1440, 1440, 1440, 1440, 1440]);
+        // At the default page_attempts (5) the tries span more than a day:
+        // the waits after failures 1..=4 (the fifth gives up) add up to
+        // 25 h 35 min, before the feed's own polling interval between tries.
+        let span: u64 = (1..5).map(m).sum();
+        assert_eq!(span, 25 * 60 + 35);
+        // A short max_backoff (tests, impatient users) caps every wait.
+        let short = |n| page_retry_after(Duration::from_secs(1), Duration::from_secs(4), n);
+        assert_eq!(short(2), Duration::from_secs(1));
+        assert_eq!(short(3), Duration::from_secs(4));
+        assert_eq!(short(u32::MAX), Duration::from_secs(4));
     }
 
     #[test]
@@ -642,7 +726,7 @@ mod tests {
         let fresh = FeedSchedule::default();
         let times: Vec<i64> = [0.0, 0.25, 0.5, 0.999]
             .iter()
-            .map(|r| secs(first_poll(&p, &fresh, t0(), *r) - t0()))
+            .map(|r| secs(first_poll(&p, &fresh, false, t0(), *r) - t0()))
             .collect();
         assert_eq!(times, vec![0, 15, 30, 59]);
         // Ahead: resumed as stored.
@@ -651,7 +735,7 @@ mod tests {
             ..fresh.clone()
         };
         assert_eq!(
-            first_poll(&p, &ahead, t0(), 0.7),
+            first_poll(&p, &ahead, false, t0(), 0.7),
             t0() + chrono::Duration::seconds(600)
         );
         // Overdue: spread like a new feed.
@@ -659,13 +743,44 @@ mod tests {
             next_poll: Some(t0() - chrono::Duration::seconds(600)),
             ..fresh
         };
-        assert_eq!(secs(first_poll(&p, &overdue, t0(), 0.5) - t0()), 30);
+        assert_eq!(secs(first_poll(&p, &overdue, false, t0(), 0.5) - t0()), 30);
         // Beyond a (since shortened) max_interval: brought in.
         let far = FeedSchedule {
             next_poll: Some(t0() + chrono::Duration::days(30)),
             ..FeedSchedule::default()
         };
-        assert_eq!(secs(first_poll(&p, &far, t0(), 0.5) - t0()), 12 * 3600);
+        assert_eq!(
+            secs(first_poll(&p, &far, false, t0(), 0.5) - t0()),
+            12 * 3600
+        );
+    }
+
+    #[test]
+    fn restart_keeps_a_backoff_or_gone_schedule_beyond_max_interval() {
+        let p = policy();
+        // Backed off to a day after failures (or gone: retried daily).
+        let backed_off = after_poll(
+            &p,
+            &FeedSchedule::default(),
+            &Outcome::Failed { failures: 20 },
+            t0(),
+            0.999,
+        );
+        let gone = after_poll(&p, &FeedSchedule::default(), &Outcome::Gone, t0(), 0.5);
+        let restart = t0() + chrono::Duration::hours(1);
+        for s in [&backed_off, &gone] {
+            let stored = s.next_poll.unwrap();
+            assert!(stored - restart > chrono::Duration::hours(12));
+            assert_eq!(first_poll(&p, s, true, restart, 0.5), stored);
+        }
+        // A healthy feed's stored time still answers to max_interval.
+        assert_eq!(
+            secs(first_poll(&p, &gone, false, restart, 0.5) - restart),
+            12 * 3600
+        );
+        // Overdue after a long stop: spread, failing or not.
+        let later = t0() + chrono::Duration::days(3);
+        assert_eq!(secs(first_poll(&p, &gone, true, later, 0.5) - later), 30);
     }
 
     #[test]

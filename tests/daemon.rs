@@ -506,3 +506,213 @@ fn retry_after_pauses_only_that_host() {
     let (code, log) = d.stop("TERM");
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// Requests to `server` that arrived strictly between `from` and `to`.
+fn arrivals_between(server: &TestServer, from: Instant, to: Instant) -> Vec<String> {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.at > from && r.at < to)
+        .map(|r| r.target.clone())
+        .collect()
+}
+
+#[test]
+fn sighup_during_a_host_pause_keeps_the_pause() {
+    let host = TestServer::start();
+    let off = Slow::default();
+    serve_feed(&host, "steady", 8, 1, &[], &off);
+    let busy = Response::rss(rss("busy", &host.url("/"), &[]));
+    host.route(
+        "/busy.rss",
+        server::sequence(vec![Response::status(503).header("Retry-After", "4"), busy]),
+    );
+    let td = TestDir::new();
+    let text = config(
+        &[
+            ("busy", &host.url("/busy.rss")),
+            ("steady", &host.url("/steady.rss")),
+        ],
+        "5s",
+    );
+    td.write_config_text(&text);
+    let d = Daemon::start(&td, &[]);
+    wait_for("the 503", &d, || {
+        host.requests_for("/busy.rss")
+            .iter()
+            .any(|r| r.status == 503)
+    });
+    let paused_at = host.requests_for("/busy.rss")[0].at;
+    // Reload (the same config, touched) while the host is paused.
+    td.write_config_text(&text);
+    d.signal("HUP");
+    wait_for("the reload", &d, || d.log().contains("config reloaded"));
+    let reloaded_at = Instant::now();
+    assert!(
+        reloaded_at < paused_at + Duration::from_millis(3000),
+        "the reload came too late to test anything"
+    );
+    wait_for("the host again after the pause", &d, || {
+        host.requests_for("/busy.rss").len() >= 2
+    });
+    // From a little after the 503: the first poll of "steady" may have been
+    // on its way already.
+    let during = arrivals_between(
+        &host,
+        paused_at + Duration::from_millis(300),
+        paused_at + Duration::from_millis(3800),
+    );
+    assert!(
+        during.is_empty(),
+        "a reload must not forget the host's Retry-After pause: {during:?}\n{}",
+        host.log_summary()
+    );
+    let (code, log) = d.stop("TERM");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("config reloaded"), "{log}");
+}
+
+#[test]
+fn retry_after_as_an_http_date_pauses_the_host_until_then() {
+    let host = TestServer::start();
+    let other = TestServer::start();
+    let off = Slow::default();
+    serve_feed(&host, "sibling", 9, 1, &[], &off);
+    serve_feed(&other, "other", 10, 1, &[], &off);
+    // The first poll is told to come back at a date 4 s ahead (whole
+    // seconds, so the pause is 3-4 s from the answer).
+    let until: Arc<std::sync::Mutex<Option<SystemTime>>> = Arc::default();
+    let seen = until.clone();
+    let feed = Response::rss(rss("dated", &host.url("/"), &[]));
+    host.route(
+        "/dated.rss",
+        Arc::new(move |_req: &Request, n: usize| {
+            if n > 1 {
+                return feed.clone();
+            }
+            let at = SystemTime::now() + Duration::from_secs(4);
+            *seen.lock().unwrap() = Some(at);
+            let date = chrono::DateTime::<chrono::Utc>::from(at)
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string();
+            Response::status(503).header("Retry-After", &date)
+        }),
+    );
+    let td = TestDir::new();
+    td.write_config_text(&config(
+        &[
+            ("dated", &host.url("/dated.rss")),
+            ("sibling", &host.url("/sibling.rss")),
+            ("other", &other.url("/other.rss")),
+        ],
+        "5s",
+    ));
+    let d = Daemon::start(&td, &[]);
+    wait_for("the retry", &d, || host.hits("/dated.rss") >= 2);
+    let dated = host.requests_for("/dated.rss");
+    let answered = dated[0].at;
+    // The date has whole seconds: the pause ends 3 to 4 s after the answer.
+    // From a little after it: the sibling's first poll may have been on its
+    // way already.
+    let during = arrivals_between(
+        &host,
+        answered + Duration::from_millis(300),
+        answered + Duration::from_millis(2900),
+    );
+    assert!(
+        during.is_empty(),
+        "nothing may reach the host before its Retry-After date: {during:?}\n{}",
+        host.log_summary()
+    );
+    let gap = dated[1].at.duration_since(answered);
+    assert!(gap >= Duration::from_millis(2900), "retried after {gap:?}");
+    let others = arrivals_between(&other, answered, dated[1].at);
+    assert!(others.len() >= 2, "another host must not wait: {others:?}");
+    assert!(until.lock().unwrap().is_some());
+    let (code, log) = d.stop("TERM");
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn warnings_name_the_feed_at_the_default_log_level() {
+    let host = TestServer::start();
+    host.route_fixed("/broken.rss", Response::status(500));
+    let td = TestDir::new();
+    td.write_config_text(&config(&[("brokenfeed", &host.url("/broken.rss"))], "5s"));
+    // `warn` is the filter when GLEANER_LOG is not set.
+    let (child, stderr) = td.spawn_daemon("warn", &[]);
+    let d = Daemon { child, stderr };
+    wait_for("a warning", &d, || d.log().contains(" WARN "));
+    let (code, log) = d.stop("TERM");
+    assert_eq!(code, Some(0), "{log}");
+    let warns: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert!(!warns.is_empty(), "{log}");
+    for line in &warns {
+        assert!(
+            line.contains("brokenfeed") && line.contains("/broken.rss"),
+            "a warning must say which feed and URL: {line}"
+        );
+    }
+}
+
+#[test]
+fn sd_notify_status_counts_failing_feeds_from_each_poll() {
+    let server = TestServer::start();
+    let off = Slow::default();
+    serve_feed(&server, "fine", 11, 1, &[], &off);
+    let healed = Arc::new(AtomicBool::new(false));
+    server.route(
+        "/flaky.rss",
+        server::switch(
+            healed.clone(),
+            Response::status(500),
+            Response::rss(rss("flaky", &server.url("/"), &[])),
+        ),
+    );
+    let td = TestDir::new();
+    td.write_config_text(&config(
+        &[
+            ("fine", &server.url("/fine.rss")),
+            ("flaky", &server.url("/flaky.rss")),
+        ],
+        "5s",
+    ));
+    let sock_path = td.root.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let status_with = |what: &str, d: &Daemon| {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        let mut last = String::new();
+        loop {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if msg.starts_with("STATUS=") {
+                    if msg.contains(what) {
+                        return;
+                    }
+                    last = msg;
+                }
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "no STATUS= with {what:?}; last {last:?}\n{}",
+                d.log()
+            );
+        }
+    };
+    let d = Daemon::start(&td, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
+    status_with("2 feeds", &d);
+    status_with("1 failing", &d);
+    healed.store(true, Ordering::SeqCst);
+    wait_for("a good poll of flaky", &d, || {
+        server
+            .requests_for("/flaky.rss")
+            .iter()
+            .any(|r| r.status == 200)
+    });
+    status_with("0 failing", &d);
+    let (code, log) = d.stop("TERM");
+    assert_eq!(code, Some(0), "{log}");
+}

@@ -226,3 +226,187 @@ fn error_backoff_grows_and_is_capped() {
         );
     }
 }
+
+#[test]
+fn run_keeps_the_per_host_limit_and_delay_for_feeds_and_pages() {
+    let server = TestServer::start();
+    let counter = InFlight::default();
+    let hold = Duration::from_millis(300);
+    let mut feeds = Vec::new();
+    for f in 0..3 {
+        let name = format!("r{f}");
+        let items = serve_articles(&server, &name, 20 + f * 3, 3);
+        for (i, item) in items.iter().enumerate() {
+            let page = article_page(&item.title, &paragraphs(20 + f * 3 + i), Some(&item.link));
+            server.route(
+                &format!("/{name}/story-{i}.html"),
+                counter.handler(Response::html(page), hold),
+            );
+        }
+        server.route(
+            &format!("/{name}.rss"),
+            counter.handler(Response::rss(rss(&name, &server.url("/"), &items)), hold),
+        );
+        feeds.push((name.clone(), server.url(&format!("/{name}.rss"))));
+    }
+    let td = TestDir::new();
+    let list: Vec<(&str, &str)> = feeds
+        .iter()
+        .map(|(n, u)| (n.as_str(), u.as_str()))
+        .collect();
+    td.write_config_text(&config(
+        &format!("{FAST}\n[fetch]\nconcurrency = 16\nper_host = 2\nhost_delay = \"200ms\"\n"),
+        &list,
+    ));
+    let d = RunningDaemon::start(&td, "info");
+    d.wait_for("all nine stories", || td.output_files("txt").len() == 9);
+    // And the feeds polled again, on top of the first pass.
+    d.wait_for("second polls", || {
+        (0..3).all(|f| server.hits(&format!("/r{f}.rss")) >= 2)
+    });
+    let (code, log) = d.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(
+        counter.max.load(Ordering::SeqCst),
+        2,
+        "never more than per_host = 2 in flight (and the limit is used)\n{}",
+        server.log_summary()
+    );
+    let gaps = counter.gaps();
+    let short: Vec<&Duration> = gaps
+        .iter()
+        .filter(|g| **g < Duration::from_millis(150))
+        .collect();
+    assert!(
+        short.is_empty(),
+        "host_delay = 200ms broken under run: {gaps:?}"
+    );
+}
+
+#[test]
+fn a_redirect_hop_waits_for_its_own_host_like_any_request() {
+    // Same host: the hop is a request of its own, host_delay apart.
+    let same = TestServer::start();
+    let items = serve_articles(&same, "moved", 30, 1);
+    same.route_fixed(
+        "/old.rss",
+        Response::new(301).header("Location", "/new.rss"),
+    );
+    same.route_fixed(
+        "/new.rss",
+        Response::rss(rss("Moved", &same.url("/"), &items)),
+    );
+    // Another host: the hop takes one of that host's slots (per_host = 1),
+    // where two feeds of its own already compete for the one slot.
+    let origin = TestServer::start();
+    let target = TestServer::start();
+    let counter = InFlight::default();
+    let hold = Duration::from_millis(400);
+    for name in ["t1", "t2", "t3"] {
+        target.route(
+            &format!("/{name}.rss"),
+            counter.handler(Response::rss(rss(name, &target.url("/"), &[])), hold),
+        );
+    }
+    origin.route_fixed(
+        "/to-target.rss",
+        Response::new(302).header("Location", &target.url("/t3.rss")),
+    );
+    let td = TestDir::new();
+    let (old, t1, t2, hop) = (
+        same.url("/old.rss"),
+        target.url("/t1.rss"),
+        target.url("/t2.rss"),
+        origin.url("/to-target.rss"),
+    );
+    td.write_config_text(&config(
+        "\n[fetch]\nper_host = 1\nhost_delay = \"300ms\"\n",
+        &[("moved", &old), ("t1", &t1), ("t2", &t2), ("hop", &hop)],
+    ));
+    let (code, out, err) = run_logged(
+        &td,
+        &["fetch", "--config", td.config_path().to_str().unwrap()],
+        "warn",
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert_eq!(td.output_files("txt").len(), 1, "{out}\n{err}");
+    let old_at = same.requests_for("/old.rss")[0].at;
+    let new_at = same.requests_for("/new.rss")[0].at;
+    assert!(
+        new_at.duration_since(old_at) >= Duration::from_millis(250),
+        "a same-host hop must respect host_delay: {:?}",
+        new_at.duration_since(old_at)
+    );
+    assert_eq!(target.hits("/t3.rss"), 1, "{}", target.log_summary());
+    assert_eq!(
+        counter.max.load(Ordering::SeqCst),
+        1,
+        "a hop to another host takes that host's slot (per_host = 1)\n{}",
+        target.log_summary()
+    );
+    let gaps = counter.gaps();
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(250)),
+        "host_delay at the target, hop included: {gaps:?}"
+    );
+}
+
+#[test]
+fn a_429_from_a_redirect_target_pauses_the_host_that_answered() {
+    let origin = TestServer::start();
+    let target = TestServer::start();
+    origin.route_fixed(
+        "/hop.rss",
+        Response::new(302).header("Location", &target.url("/busy.rss")),
+    );
+    origin.route_fixed("/own.rss", Response::rss(rss("Own", &origin.url("/"), &[])));
+    target.route(
+        "/busy.rss",
+        crate::common::server::sequence(vec![
+            Response::status(429).header("Retry-After", "3"),
+            Response::rss(rss("Busy", &target.url("/"), &[])),
+        ]),
+    );
+    target.route_fixed("/sib.rss", Response::rss(rss("Sib", &target.url("/"), &[])));
+    let td = TestDir::new();
+    let (hop, own, sib) = (
+        origin.url("/hop.rss"),
+        origin.url("/own.rss"),
+        target.url("/sib.rss"),
+    );
+    td.write_config_text(&config(
+        FAST,
+        &[("hop", &hop), ("own", &own), ("sib", &sib)],
+    ));
+    let d = RunningDaemon::start(&td, "info");
+    d.wait_for("the target again after its pause", || {
+        target.hits("/busy.rss") >= 2
+    });
+    let (code, log) = d.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let asked = target.requests_for("/busy.rss")[0].at;
+    // From a little after the 429: a poll of "sib" may have been under way.
+    let from = asked + Duration::from_millis(300);
+    let to = asked + Duration::from_millis(2800);
+    let at_target: Vec<String> = target
+        .requests()
+        .iter()
+        .filter(|r| r.at > from && r.at < to)
+        .map(|r| r.target.clone())
+        .collect();
+    assert!(
+        at_target.is_empty(),
+        "the host that answered 429 must be left alone: {at_target:?}\n{}",
+        target.log_summary()
+    );
+    let at_origin = origin
+        .requests()
+        .iter()
+        .filter(|r| r.at > from && r.at < to)
+        .count();
+    assert!(
+        at_origin >= 2,
+        "the redirecting host did not ask for a pause and is polled on: {at_origin}\n{}",
+        origin.log_summary()
+    );
+}

@@ -13,6 +13,7 @@ mod extract_cli;
 mod fetch_pass;
 mod firstrun;
 mod hostile;
+mod memory;
 mod operating;
 mod pg_harness;
 mod politeness;
