@@ -903,8 +903,9 @@ fn fetch_url_inputs(
 }
 
 /// `gleaner extract`: every input is tried; a failing one is named on
-/// stderr and makes the exit status 1, the others are still printed or
-/// written.
+/// stderr and the others are still printed or written. Like `fetch`, a
+/// partial failure is reported, not fatal: exit 1 only when no input could
+/// be extracted.
 fn extract_cmd(
     base: Option<url::Url>,
     out_dir: Option<PathBuf>,
