@@ -12,11 +12,11 @@ mod depth;
 mod dom;
 mod hints;
 mod meta;
+mod parse;
 mod phrases;
 mod rules;
 mod select;
 
-use scraper::Html;
 use serde::Serialize;
 use url::Url;
 
@@ -97,7 +97,10 @@ pub fn extract_with(html: &str, base_url: Option<&Url>, rules: Option<&SiteRules
         html
     };
     let html = depth::cap_depth(html, MAX_NESTING);
-    let doc = Html::parse_document(&html);
+    let (doc, cut) = parse::parse(&html, parse::budget(html.len()));
+    if cut {
+        tracing::debug!(bytes = html.len(), "parse stopped at its work budget");
+    }
     let stripped: std::collections::HashSet<ego_tree::NodeId> = rules
         .map(|r| {
             r.strip

@@ -158,3 +158,38 @@ fn site_rules_files_errors_and_hosts() {
     let e = SiteRulesSet::load(dir.path()).unwrap_err().to_string();
     assert!(e.contains("bodyy"), "{e}");
 }
+
+/// Markup that makes html5ever quadratic when nesting is not capped: the
+/// article around it must come out whole, in bounded time.
+#[test]
+fn hostile_nesting_keeps_the_article_in_bounded_time() {
+    let paras: String = PROSE.iter().map(|p| format!("<p>{p}</p>")).collect();
+    let shapes = [
+        "<div/>".repeat(100_000),
+        "<div></span>".repeat(100_000),
+        "<span>".to_string() + &"<div></span>".repeat(100_000),
+        "<b>".repeat(50_000),
+        (0..30_000).map(|i| format!("<p><b id={i}>x</p>")).collect(),
+        (0..30_000)
+            .map(|i| format!("<div><i class=c{i}>x</div>"))
+            .collect(),
+        "<table><tr><td>".repeat(30_000),
+    ];
+    for shape in shapes {
+        let html = page(&format!(
+            "<article>{paras}<div class=\"x\">{shape}</div>{paras}</article>"
+        ));
+        let started = std::time::Instant::now();
+        let a = extract(&html, None);
+        // A sanity bound for a debug build on a busy machine, not a speed test:
+        // unbounded, these shapes took minutes.
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        let body = a.body();
+        assert!(
+            body.matches(PROSE[3]).count() == 2,
+            "{}: {}",
+            &shape[..40],
+            &body[..body.len().min(300)]
+        );
+    }
+}
