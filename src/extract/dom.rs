@@ -348,6 +348,7 @@ pub fn walk(doc: &Html, skip: &dyn Fn(NodeId, &Element, f64) -> bool) -> Walk {
                         }
                         if depth > MAX_DEPTH
                             || is_skipped(name)
+                            || is_permalink_mark(node, e)
                             || (is_structural(name) && share(node.id()) < 0.3)
                             || (is_hidden(e) && share(node.id()) < 0.3)
                             || skip(node.id(), e, share(node.id()))
@@ -366,7 +367,7 @@ pub fn walk(doc: &Html, skip: &dyn Fn(NodeId, &Element, f64) -> bool) -> Walk {
                             );
                             continue;
                         }
-                        if name == "a" {
+                        if is_link(e) {
                             in_link += 1;
                         }
                         if name == "h1" {
@@ -435,7 +436,7 @@ pub fn walk(doc: &Html, skip: &dyn Fn(NodeId, &Element, f64) -> bool) -> Walk {
                     if name == "br" || name == "hr" {
                         continue;
                     }
-                    if name == "a" {
+                    if is_link(e) {
                         in_link = in_link.saturating_sub(1);
                     }
                     if name == "h1" {
@@ -487,6 +488,30 @@ pub fn walk(doc: &Html, skip: &dyn Fn(NodeId, &Element, f64) -> bool) -> Walk {
         meta,
         sizes,
     }
+}
+
+/// An `<a>` that leads elsewhere. A same-page fragment (`#section`, a
+/// heading's permalink or `¶`) and an anchor without `href` are part of the
+/// text they mark, not navigation, so they do not make a block link-dense.
+/// A bare `#` (or `#!`) is a script's button (share, menu): still a link.
+fn is_link(e: &Element) -> bool {
+    e.name() == "a"
+        && e.attr("href").is_some_and(|h| {
+            let h = h.trim();
+            !(h.starts_with('#') && h.len() > 1 && !h.starts_with("#!"))
+        })
+}
+
+/// A same-page link with no word in it (`¶`, `#`, `§`, an icon) beside a
+/// heading: a permalink, not text.
+fn is_permalink_mark(node: ego_tree::NodeRef<'_, Node>, e: &Element) -> bool {
+    e.name() == "a"
+        && e.attr("href").is_some_and(|h| h.trim().starts_with('#'))
+        && !node.descendants().any(|d| {
+            d.value()
+                .as_text()
+                .is_some_and(|t| t.chars().any(char::is_alphanumeric))
+        })
 }
 
 /// Whether a space-separated attribute value holds `token` (any case).

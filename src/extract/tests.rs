@@ -193,3 +193,17 @@ fn hostile_nesting_keeps_the_article_in_bounded_time() {
         );
     }
 }
+
+#[test]
+fn headings_linking_to_themselves_are_kept() {
+    let html = page(&format!(
+        "<article><p>{}</p><h2 id=\"why\"><a class=\"anchor\" href=\"#why\">Why we moved</a></h2><p>{}</p>\
+         <h3 id=\"next\">What next <a href=\"#next\">¶</a></h3><p>{}</p></article>",
+        PROSE[0], PROSE[1], PROSE[2]
+    ));
+    let a = extract(&html, None);
+    assert_eq!(
+        a.body(),
+        [PROSE[0], "Why we moved", PROSE[1], "What next", PROSE[2]].join("\n\n")
+    );
+}
