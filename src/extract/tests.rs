@@ -207,3 +207,29 @@ fn headings_linking_to_themselves_are_kept() {
         [PROSE[0], "Why we moved", PROSE[1], "What next", PROSE[2]].join("\n\n")
     );
 }
+
+#[test]
+fn an_unclosed_link_does_not_swallow_the_article() {
+    let html = page(&format!(
+        "<article><p>{}</p><a href=\"/report\"><p>{}</p><p>{}</p><p>{}</p></article>",
+        PROSE[0], PROSE[1], PROSE[2], PROSE[3]
+    ));
+    let a = extract(&html, None);
+    assert_eq!(a.body(), PROSE.join("\n\n"));
+    // Closed by a paragraph, the parser would re-open it in every later one.
+    let html = page(&format!(
+        "<article><p>{} <b>See <a href=\"/report\">the report<p>{}</p><p>{}</p><p>{}</p></article>",
+        PROSE[0], PROSE[1], PROSE[2], PROSE[3]
+    ));
+    let a = extract(&html, None);
+    assert_eq!(
+        a.body(),
+        [
+            &format!("{} See the report", PROSE[0]),
+            PROSE[1],
+            PROSE[2],
+            PROSE[3]
+        ]
+        .join("\n\n")
+    );
+}
