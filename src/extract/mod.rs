@@ -109,15 +109,21 @@ pub fn extract_with(html: &str, base_url: Option<&Url>, rules: Option<&SiteRules
                 .collect()
         })
         .unwrap_or_default();
+    let body = rules
+        .and_then(|r| r.body.as_ref())
+        .and_then(|sel| doc.select(sel).next());
+    // Inside a site's own `body`, the site has said what the article is: the
+    // generic name hints (`comment`, `share`, ...) would second-guess it, so
+    // only `strip` removes subtrees there.
+    let forced: std::collections::HashSet<ego_tree::NodeId> = body
+        .map(|b| b.descendants().map(|d| d.id()).collect())
+        .unwrap_or_default();
     let skip = |id: ego_tree::NodeId, e: &scraper::node::Element, share: f64| {
-        stripped.contains(&id) || hints::skip(e, share)
+        stripped.contains(&id) || (!forced.contains(&id) && hints::skip(e, share))
     };
     let walk = dom::walk(&doc, &skip);
     let meta = meta::metadata(&walk.meta, base_url);
-    let body = rules
-        .and_then(|r| r.body.as_ref())
-        .and_then(|sel| doc.select(sel).next())
-        .map(|e| e.id());
+    let body = body.map(|e| e.id());
     let keep = select::select(&doc, &walk.blocks, &walk.sizes, body);
     let mut blocks: Vec<Block> = keep
         .into_iter()

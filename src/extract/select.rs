@@ -293,7 +293,8 @@ pub fn select(
             }
             if let Node::Element(e) = anc.value() {
                 let h = hints.get(&anc.id()).copied().unwrap_or_else(|| hint(e));
-                if h.weak_negative && !h.positive {
+                // Under a site's forced body, names do not judge blocks.
+                if h.weak_negative && !h.positive && forced.is_none() {
                     let chars = stats.get(&anc.id()).map_or(b.chars, |s| s.chars);
                     if chars * 4 < container_chars {
                         weak_small = true;

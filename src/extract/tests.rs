@@ -233,3 +233,21 @@ fn an_unclosed_link_does_not_swallow_the_article() {
         .join("\n\n")
     );
 }
+
+#[test]
+fn a_site_body_rule_overrides_name_hints_inside_it() {
+    let rules = SiteRules::parse(
+        "body = \"table.comment-tree\"\n",
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let html = page(&format!(
+        "<div class=\"toptext\"><p>{}</p></div><table class=\"comment-tree\">\
+         <tr><td class=\"default\"><div class=\"comment\"><div class=\"commtext\">{}</div></div></td></tr>\
+         <tr><td class=\"default\"><div class=\"comment share-ad\"><div class=\"commtext\">{}</div></div></td></tr>\
+         </table><div class=\"comments\"><p>{}</p></div>",
+        PROSE[0], PROSE[1], PROSE[2], PROSE[3]
+    ));
+    let a = extract_with(&html, None, Some(&rules));
+    assert_eq!(a.body(), [PROSE[1], PROSE[2]].join("\n\n"));
+}
