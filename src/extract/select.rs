@@ -278,7 +278,7 @@ pub fn select(
         .filter_map(|id| stats.get(id))
         .map(|s| s.chars)
         .sum();
-    let mut keep = Vec::new();
+    let mut keep: Vec<usize> = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
         let Some(node) = doc.tree.get(b.node) else {
             continue;
@@ -309,7 +309,15 @@ pub fn select(
         if density > 0.5 {
             continue;
         }
-        if phrases::is_boilerplate(&b.text) {
+        // A list the article introduces ("The companies fined were:") is
+        // its content, even when the items are share-button names.
+        let introduced = b.tag == Tag::Li
+            && keep
+                .iter()
+                .rev()
+                .find(|&&k| blocks[k].tag != Tag::Li)
+                .is_some_and(|&k| blocks[k].text.trim_end().ends_with([':', '：']));
+        if phrases::is_boilerplate(&b.text, introduced) {
             continue;
         }
         keep.push(i);
@@ -346,7 +354,7 @@ fn fallback(blocks: &[RawBlock]) -> Vec<usize> {
         .filter(|(_, b)| {
             b.chars >= MIN_SCORING_CHARS
                 && b.link_chars * 2 < b.chars
-                && !phrases::is_boilerplate(&b.text)
+                && !phrases::is_boilerplate(&b.text, false)
         })
         .map(|(i, _)| i)
         .collect()

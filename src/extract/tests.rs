@@ -251,3 +251,26 @@ fn a_site_body_rule_overrides_name_hints_inside_it() {
     let a = extract_with(&html, None, Some(&rules));
     assert_eq!(a.body(), [PROSE[1], PROSE[2]].join("\n\n"));
 }
+
+#[test]
+fn phrases_spare_the_articles_own_lists_and_sentences() {
+    let names = ["Facebook", "Twitter", "LinkedIn", "Pinterest", "Reddit"];
+    let items: String = names.iter().map(|n| format!("<li>{n}</li>")).collect();
+    let html = page(&format!(
+        "<article><p>{}</p><p>The companies fined were:</p><ul>{items}</ul>\
+         <p>Sign up for the appeal hearing closes on Friday.</p><p>{}</p>\
+         <p>Abonnieren Sie unseren Newsletter und erhalten Sie die wichtigsten Nachrichten jeden Morgen.</p>\
+         <p>{}</p><p>Facebook</p><p>{}</p></article>",
+        PROSE[0], PROSE[1], PROSE[2], PROSE[3]
+    ));
+    let a = extract(&html, None);
+    let mut want = vec![PROSE[0], "The companies fined were:"];
+    want.extend(names);
+    want.extend([
+        "Sign up for the appeal hearing closes on Friday.",
+        PROSE[1],
+        PROSE[2],
+        PROSE[3],
+    ]);
+    assert_eq!(a.body(), want.join("\n\n"));
+}
