@@ -37,6 +37,8 @@ pub enum BlockKind {
     ListItem,
     Quote,
     Pre,
+    /// A table cell's text.
+    Cell,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,6 +136,7 @@ pub fn extract_with(html: &str, base_url: Option<&Url>, rules: Option<&SiteRules
                 dom::Tag::Heading(_) => BlockKind::Heading,
                 dom::Tag::Li => BlockKind::ListItem,
                 dom::Tag::Pre => BlockKind::Pre,
+                dom::Tag::Cell => BlockKind::Cell,
                 _ => BlockKind::Paragraph,
             };
             Block {
@@ -188,11 +191,12 @@ fn drop_title(blocks: &mut Vec<Block>, title: Option<&str>) {
 /// A short line that ends the article with nothing after it is a teaser or
 /// the heading of a removed box ("For more news your way"), not content.
 fn trim_tail(blocks: &mut Vec<Block>) {
-    // A list ending the article is content (a table of results, a recipe's
-    // steps); teaser lines come one or two at a time.
+    // A list or a table ending the article is content (a recipe's steps, a
+    // table of results or specifications); teaser lines come one or two at
+    // a time.
     for _ in 0..2 {
         let Some(last) = blocks.last() else { break };
-        if last.kind == BlockKind::ListItem {
+        if matches!(last.kind, BlockKind::ListItem | BlockKind::Cell) {
             break;
         }
         let t = last.text.trim_end();

@@ -274,3 +274,25 @@ fn phrases_spare_the_articles_own_lists_and_sentences() {
     ]);
     assert_eq!(a.body(), want.join("\n\n"));
 }
+
+#[test]
+fn a_table_ending_the_article_keeps_its_last_row() {
+    let html = page(&format!(
+        "<article><p>{}</p><p>{}</p><table><tr><th>Weight</th><td>1.2 kg</td></tr>\
+         <tr><th>Torso length</th><td>40 to 52 cm</td></tr></table></article>",
+        PROSE[0], PROSE[1]
+    ));
+    let a = extract(&html, None);
+    assert_eq!(
+        a.body(),
+        [
+            PROSE[0],
+            PROSE[1],
+            "Weight",
+            "1.2 kg",
+            "Torso length",
+            "40 to 52 cm"
+        ]
+        .join("\n\n")
+    );
+}
