@@ -296,3 +296,36 @@ fn a_table_ending_the_article_keeps_its_last_row() {
         .join("\n\n")
     );
 }
+
+#[test]
+fn a_thread_keeps_every_post() {
+    let post = |id: usize, bg: usize, title: &str, text: &str| {
+        format!(
+            "<div id=\"p{id}\" class=\"post bg{bg}\"><div class=\"inner\"><div class=\"postbody\">\
+             <h3><a href=\"#p{id}\">{title}</a></h3><p class=\"author\">by <a href=\"/u/{id}\">user{id}</a></p>\
+             <div class=\"content\">{text}</div></div></div></div>"
+        )
+    };
+    let html =
+        page(&format!(
+        "<div id=\"wrap\"><div class=\"navbar\"><ul><li><a href=\"/faq\">FAQ</a></li></ul></div>\
+         <h2 class=\"topic-title\">Strike at the port</h2>{}{}{}\
+         <div class=\"copyright\">Powered by Forum Software © Example Limited</div></div>",
+        post(1, 2, "Strike at the port", &format!("{} {}", PROSE[0], PROSE[1])),
+        post(2, 1, "Re: Strike at the port", &format!("{} {} {}", PROSE[1], PROSE[2], PROSE[3])),
+        post(3, 2, "Re: Strike at the port", PROSE[3]),
+    ));
+    let body = extract(&html, None).body();
+    assert!(
+        body.contains(&format!("{} {}", PROSE[0], PROSE[1])),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("{} {} {}", PROSE[1], PROSE[2], PROSE[3])),
+        "{body}"
+    );
+    assert!(
+        body.ends_with(&format!("Re: Strike at the port\n\n{}", PROSE[3])),
+        "{body}"
+    );
+}
