@@ -25,11 +25,38 @@ use std::collections::HashMap;
 
 /// A tag name, lowercased, when short enough to be a standard element
 /// (longer names are custom elements, which have no special rules).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Name {
     buf: [u8; 12],
     len: u8,
+    hash: u64,
 }
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// `Name` carries its FNV hash: the maps need no second hashing pass.
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type NameMap<V> = HashMap<Name, V, std::hash::BuildHasherDefault<NameHasher>>;
 
 impl Name {
     fn new(raw: &[u8]) -> Name {
@@ -45,11 +72,16 @@ impl Name {
             Name {
                 buf,
                 len: raw.len() as u8,
+                hash: h,
             }
         } else {
             // Custom elements: identified by a hash, never equal to a short name.
             buf[..8].copy_from_slice(&h.to_le_bytes());
-            Name { buf, len: 255 }
+            Name {
+                buf,
+                len: 255,
+                hash: h,
+            }
         }
     }
 
@@ -162,7 +194,7 @@ const HEADINGS: &[&[u8]] = &[b"h1", b"h2", b"h3", b"h4", b"h5", b"h6"];
 struct Stack {
     names: Vec<Name>,
     /// How many of each name are on the stack: skips scans for absent names.
-    count: HashMap<Name, u32>,
+    count: NameMap<u32>,
     /// `<svg>`/`<math>` open: there, `/>` does close an element.
     foreign: usize,
     /// Formatting elements just closed by another tag (see `pop_to`).
@@ -307,12 +339,12 @@ pub fn cap_depth(html: &str, limit: usize) -> Cow<'_, str> {
     let b = html.as_bytes();
     let mut stack = Stack {
         names: Vec::new(),
-        count: HashMap::new(),
+        count: NameMap::default(),
         foreign: 0,
         implicit: Vec::new(),
     };
     // Start tags dropped past the limit, by name: their end tags go too.
-    let mut dropped: HashMap<Name, usize> = HashMap::new();
+    let mut dropped: NameMap<usize> = NameMap::default();
     let mut out: Option<String> = None;
     let mut copied = 0usize; // bytes of `html` already in `out`
     let mut i = 0usize;
@@ -420,9 +452,21 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// `needle` (which starts with `<`) in `hay`, ignoring ASCII case; jumps
+/// from `<` to `<` instead of comparing at every byte.
 fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
+    let mut i = 0;
+    while let Some(off) = memchr(b'<', &hay[i..]) {
+        let at = i + off;
+        if hay
+            .get(at..at + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+        {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
 }
 
 #[cfg(test)]
