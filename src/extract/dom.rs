@@ -10,6 +10,9 @@ use scraper::node::Element;
 use scraper::{Html, Node};
 
 const MAX_DEPTH: usize = 400;
+/// Text under one `<a>` beyond which, in two or more paragraphs, it is
+/// prose, not a link.
+const LINK_PROSE_CHARS: usize = 300;
 
 /// What kind of block a run of text sits in, for scoring and rendering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +247,18 @@ struct Frame {
 pub fn walk(doc: &Html, skip: &dyn Fn(NodeId, &Element, f64) -> bool) -> Walk {
     let (sizes, total) = text_sizes(doc);
     let share = |id: NodeId| sizes.get(&id).copied().unwrap_or(0) as f64 / total.max(1) as f64;
+    // A link holding paragraphs of prose is an unclosed `<a>` that swallowed
+    // the article (or a whole-story link): its text is not link text. A
+    // teaser card (a title and a line) is shorter and has one paragraph.
+    let holds_prose = |id: NodeId| {
+        sizes.get(&id).is_some_and(|&n| n > LINK_PROSE_CHARS)
+            && doc.tree.get(id).is_some_and(|a| {
+                a.descendants()
+                    .filter(|d| d.value().as_element().is_some_and(|e| e.name() == "p"))
+                    .nth(1)
+                    .is_some()
+            })
+    };
     let mut blocks = Vec::new();
     let mut meta = Meta::default();
     let mut stack: Vec<Frame> = vec![Frame {
@@ -348,6 +363,7 @@ pub fn walk(doc: &Html, skip: &dyn Fn(NodeId, &Element, f64) -> bool) -> Walk {
                         }
                         if depth > MAX_DEPTH
                             || is_skipped(name)
+                            || is_permalink_mark(node, e)
                             || (is_structural(name) && share(node.id()) < 0.3)
                             || (is_hidden(e) && share(node.id()) < 0.3)
                             || skip(node.id(), e, share(node.id()))
@@ -366,7 +382,7 @@ pub fn walk(doc: &Html, skip: &dyn Fn(NodeId, &Element, f64) -> bool) -> Walk {
                             );
                             continue;
                         }
-                        if name == "a" {
+                        if is_link(e) && !holds_prose(node.id()) {
                             in_link += 1;
                         }
                         if name == "h1" {
@@ -435,7 +451,7 @@ pub fn walk(doc: &Html, skip: &dyn Fn(NodeId, &Element, f64) -> bool) -> Walk {
                     if name == "br" || name == "hr" {
                         continue;
                     }
-                    if name == "a" {
+                    if is_link(e) && !holds_prose(node.id()) {
                         in_link = in_link.saturating_sub(1);
                     }
                     if name == "h1" {
@@ -487,6 +503,30 @@ pub fn walk(doc: &Html, skip: &dyn Fn(NodeId, &Element, f64) -> bool) -> Walk {
         meta,
         sizes,
     }
+}
+
+/// An `<a>` that leads elsewhere. A same-page fragment (`#section`, a
+/// heading's permalink or `¶`) and an anchor without `href` are part of the
+/// text they mark, not navigation, so they do not make a block link-dense.
+/// A bare `#` (or `#!`) is a script's button (share, menu): still a link.
+fn is_link(e: &Element) -> bool {
+    e.name() == "a"
+        && e.attr("href").is_some_and(|h| {
+            let h = h.trim();
+            !(h.starts_with('#') && h.len() > 1 && !h.starts_with("#!"))
+        })
+}
+
+/// A same-page link with no word in it (`¶`, `#`, `§`, an icon) beside a
+/// heading: a permalink, not text.
+fn is_permalink_mark(node: ego_tree::NodeRef<'_, Node>, e: &Element) -> bool {
+    e.name() == "a"
+        && e.attr("href").is_some_and(|h| h.trim().starts_with('#'))
+        && !node.descendants().any(|d| {
+            d.value()
+                .as_text()
+                .is_some_and(|t| t.chars().any(char::is_alphanumeric))
+        })
 }
 
 /// Whether a space-separated attribute value holds `token` (any case).

@@ -80,8 +80,19 @@ const STRUCTURAL_PREFIXES: &[&str] = &[
     "pagination",
 ];
 const STRUCTURAL_WORDS: &[&str] = &[
-    "nav", "menu", "widget", "widgets", "banner", "masthead", "footer", "sidebar", "overlay",
-    "tags", "more", "rail",
+    "nav",
+    "menu",
+    "widget",
+    "widgets",
+    "banner",
+    "masthead",
+    "footer",
+    "sidebar",
+    "overlay",
+    "tags",
+    "more",
+    "rail",
+    "copyright",
 ];
 const WEAK_WORDS: &[&str] = &[
     "ad",

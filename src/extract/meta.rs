@@ -42,10 +42,11 @@ pub(super) fn metadata(m: &Meta, base: Option<&Url>) -> Metadata {
         .as_deref()
         .map(collapse)
         .map(|t| strip_site_name(&t, site_name.as_deref()));
+    // Sites append their name to og:title as often as to <title>.
     let title = m
         .meta("og:title")
         .or(m.meta("twitter:title"))
-        .map(collapse)
+        .map(|t| strip_site_name(&collapse(t), site_name.as_deref()))
         .or(ld.headline.as_deref().map(collapse))
         .or_else(|| m.h1.first().cloned())
         .or(page_title)
@@ -101,13 +102,21 @@ pub(super) fn metadata(m: &Meta, base: Option<&Url>) -> Metadata {
     }
 }
 
-/// "Headline | Site", "Headline - Site", "Site: Headline" -> "Headline".
+/// "Headline | Site", "Headline - Site" -> "Headline".
 fn strip_site_name(title: &str, site: Option<&str>) -> String {
     for sep in [" | ", " – ", " — ", " - ", " :: ", " · "] {
         if let Some((head, tail)) = title.rsplit_once(sep) {
-            let tail_is_site = site.is_some_and(|s| tail.eq_ignore_ascii_case(s))
-                || tail.split_whitespace().count() <= 4;
-            if tail_is_site && head.split_whitespace().count() >= 3 {
+            let head_words = head.split_whitespace().count();
+            let named = site.is_some_and(|s| tail.trim().eq_ignore_ascii_case(s.trim()));
+            // A dash also joins a headline's own parts ("Boeing 737 - what
+            // went wrong"), so an unnamed tail after one needs a longer head;
+            // a bar or a middle dot is the site's separator.
+            let min_head = match sep {
+                _ if named => 1,
+                " | " | " :: " | " · " => 2,
+                _ => 3,
+            };
+            if (named || tail.split_whitespace().count() <= 4) && head_words >= min_head {
                 return head.trim().to_string();
             }
         }
@@ -214,5 +223,50 @@ fn person(v: &Value) -> Option<String> {
             (!names.is_empty()).then(|| names.join(", "))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_names_come_off_titles() {
+        let site = Some("Jornal do Porto");
+        assert_eq!(
+            strip_site_name("Obras no porto atrasam | Jornal do Porto", site),
+            "Obras no porto atrasam"
+        );
+        assert_eq!(
+            strip_site_name("Storm damage | Harbour", None),
+            "Storm damage"
+        );
+        assert_eq!(
+            strip_site_name("Floods - Harbour Post", Some("Harbour Post")),
+            "Floods"
+        );
+        assert_eq!(
+            strip_site_name("Boeing 737 - what went wrong", None),
+            "Boeing 737 - what went wrong"
+        );
+        assert_eq!(strip_site_name("Live | Harbour", None), "Live | Harbour");
+    }
+
+    #[test]
+    fn og_title_loses_the_site_name() {
+        let m = Meta {
+            metas: vec![
+                (
+                    "og:title".into(),
+                    "Obras no porto atrasam | Jornal do Porto".into(),
+                ),
+                ("og:site_name".into(), "Jornal do Porto".into()),
+            ],
+            ..Meta::default()
+        };
+        assert_eq!(
+            metadata(&m, None).title.as_deref(),
+            Some("Obras no porto atrasam")
+        );
     }
 }

@@ -12,11 +12,11 @@ mod depth;
 mod dom;
 mod hints;
 mod meta;
+mod parse;
 mod phrases;
 mod rules;
 mod select;
 
-use scraper::Html;
 use serde::Serialize;
 use url::Url;
 
@@ -37,6 +37,8 @@ pub enum BlockKind {
     ListItem,
     Quote,
     Pre,
+    /// A table cell's text.
+    Cell,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,7 +99,10 @@ pub fn extract_with(html: &str, base_url: Option<&Url>, rules: Option<&SiteRules
         html
     };
     let html = depth::cap_depth(html, MAX_NESTING);
-    let doc = Html::parse_document(&html);
+    let (doc, cut) = parse::parse(&html, parse::budget(html.len()));
+    if cut {
+        tracing::debug!(bytes = html.len(), "parse stopped at its work budget");
+    }
     let stripped: std::collections::HashSet<ego_tree::NodeId> = rules
         .map(|r| {
             r.strip
@@ -106,15 +111,21 @@ pub fn extract_with(html: &str, base_url: Option<&Url>, rules: Option<&SiteRules
                 .collect()
         })
         .unwrap_or_default();
+    let body = rules
+        .and_then(|r| r.body.as_ref())
+        .and_then(|sel| doc.select(sel).next());
+    // Inside a site's own `body`, the site has said what the article is: the
+    // generic name hints (`comment`, `share`, ...) would second-guess it, so
+    // only `strip` removes subtrees there.
+    let forced: std::collections::HashSet<ego_tree::NodeId> = body
+        .map(|b| b.descendants().map(|d| d.id()).collect())
+        .unwrap_or_default();
     let skip = |id: ego_tree::NodeId, e: &scraper::node::Element, share: f64| {
-        stripped.contains(&id) || hints::skip(e, share)
+        stripped.contains(&id) || (!forced.contains(&id) && hints::skip(e, share))
     };
     let walk = dom::walk(&doc, &skip);
     let meta = meta::metadata(&walk.meta, base_url);
-    let body = rules
-        .and_then(|r| r.body.as_ref())
-        .and_then(|sel| doc.select(sel).next())
-        .map(|e| e.id());
+    let body = body.map(|e| e.id());
     let keep = select::select(&doc, &walk.blocks, &walk.sizes, body);
     let mut blocks: Vec<Block> = keep
         .into_iter()
@@ -125,6 +136,7 @@ pub fn extract_with(html: &str, base_url: Option<&Url>, rules: Option<&SiteRules
                 dom::Tag::Heading(_) => BlockKind::Heading,
                 dom::Tag::Li => BlockKind::ListItem,
                 dom::Tag::Pre => BlockKind::Pre,
+                dom::Tag::Cell => BlockKind::Cell,
                 _ => BlockKind::Paragraph,
             };
             Block {
@@ -179,11 +191,12 @@ fn drop_title(blocks: &mut Vec<Block>, title: Option<&str>) {
 /// A short line that ends the article with nothing after it is a teaser or
 /// the heading of a removed box ("For more news your way"), not content.
 fn trim_tail(blocks: &mut Vec<Block>) {
-    // A list ending the article is content (a table of results, a recipe's
-    // steps); teaser lines come one or two at a time.
+    // A list or a table ending the article is content (a recipe's steps, a
+    // table of results or specifications); teaser lines come one or two at
+    // a time.
     for _ in 0..2 {
         let Some(last) = blocks.last() else { break };
-        if last.kind == BlockKind::ListItem {
+        if matches!(last.kind, BlockKind::ListItem | BlockKind::Cell) {
             break;
         }
         let t = last.text.trim_end();

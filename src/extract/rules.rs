@@ -7,8 +7,9 @@
 //! drop_phrases = ["Subscribe to The Daily"]  # blocks containing these are removed
 //! ```
 //!
-//! Rules only narrow what the generic method does: `body` replaces the
-//! container search, `strip` and `drop_phrases` remove more.
+//! `body` replaces the container search, and inside it the generic name
+//! hints (`comment`, `share`, ...) drop nothing: the site said what the
+//! article is. `strip` and `drop_phrases` remove more.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

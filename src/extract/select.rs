@@ -177,7 +177,12 @@ pub fn select(
         };
         let mut ranked: Vec<(f64, NodeId)> = stats
             .iter()
-            .filter(|(id, st)| st.scored && **id != top && final_score(st) >= top_score * 0.75)
+            .filter(|(id, st)| {
+                st.scored
+                    && **id != top
+                    && (final_score(st) >= top_score * 0.75
+                        || (final_score(st) >= top_score * 0.3 && same_shape(doc, **id, top)))
+            })
             .map(|(id, st)| (final_score(st), *id))
             .collect();
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -212,6 +217,7 @@ pub fn select(
                     })
             })
         });
+        let repeated = strong.iter().any(|id| same_shape(doc, *id, top));
         if !strong.is_empty() {
             if let Some(top_node) = doc.tree.get(top) {
                 for anc in top_node.ancestors() {
@@ -232,9 +238,30 @@ pub fn select(
                         .count();
                     // ...and only when the ancestor is mostly those pieces, not
                     // a page wrapper that happens to hold them.
-                    let pieces: usize = std::iter::once(top)
+                    // Repeated units (a thread's posts) are measured whole, with
+                    // their titles and bylines: the branch of `anc` holding each.
+                    let branch = |id: NodeId| {
+                        if !repeated {
+                            return id;
+                        }
+                        doc.tree
+                            .get(id)
+                            .and_then(|n| {
+                                std::iter::once(n)
+                                    .chain(n.ancestors())
+                                    .find(|a| a.parent().is_some_and(|p| p.id() == anc.id()))
+                            })
+                            .map_or(id, |n| n.id())
+                    };
+                    let mut parts: Vec<NodeId> = std::iter::once(top)
                         .chain(strong.iter().copied().filter(|id| is_anc(anc.id(), *id)))
-                        .filter_map(|id| stats.get(&id))
+                        .map(branch)
+                        .collect();
+                    parts.sort();
+                    parts.dedup();
+                    let pieces: usize = parts
+                        .iter()
+                        .filter_map(|id| stats.get(id))
                         .map(|s| s.chars)
                         .sum();
                     let anc_chars = stats.get(&anc.id()).map_or(usize::MAX, |s| s.chars);
@@ -278,7 +305,7 @@ pub fn select(
         .filter_map(|id| stats.get(id))
         .map(|s| s.chars)
         .sum();
-    let mut keep = Vec::new();
+    let mut keep: Vec<usize> = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
         let Some(node) = doc.tree.get(b.node) else {
             continue;
@@ -293,7 +320,8 @@ pub fn select(
             }
             if let Node::Element(e) = anc.value() {
                 let h = hints.get(&anc.id()).copied().unwrap_or_else(|| hint(e));
-                if h.weak_negative && !h.positive {
+                // Under a site's forced body, names do not judge blocks.
+                if h.weak_negative && !h.positive && forced.is_none() {
                     let chars = stats.get(&anc.id()).map_or(b.chars, |s| s.chars);
                     if chars * 4 < container_chars {
                         weak_small = true;
@@ -308,13 +336,38 @@ pub fn select(
         if density > 0.5 {
             continue;
         }
-        if phrases::is_boilerplate(&b.text) {
+        // A list the article introduces ("The companies fined were:") is
+        // its content, even when the items are share-button names.
+        let introduced = b.tag == Tag::Li
+            && keep
+                .iter()
+                .rev()
+                .find(|&&k| blocks[k].tag != Tag::Li)
+                .is_some_and(|&k| blocks[k].text.trim_end().ends_with([':', '：']));
+        if phrases::is_boilerplate(&b.text, introduced) {
             continue;
         }
         keep.push(i);
     }
     drop_trailing_link_list(blocks, &mut keep);
     keep
+}
+
+/// Two elements with the same tag and first class: repeated units of one page
+/// (the posts of a thread), where a shorter one is as much the text as the
+/// longest.
+fn same_shape(doc: &Html, a: NodeId, b: NodeId) -> bool {
+    let el = |id: NodeId| doc.tree.get(id).and_then(|n| n.value().as_element());
+    match (el(a), el(b)) {
+        (Some(x), Some(y)) => {
+            let first = |e: &scraper::node::Element| {
+                e.attr("class")
+                    .and_then(|c| c.split_whitespace().next().map(str::to_string))
+            };
+            x.name() == y.name() && first(x).is_some() && first(x) == first(y)
+        }
+        _ => false,
+    }
 }
 
 /// "More stories" at the end of an article: a run of list items that each
@@ -345,7 +398,7 @@ fn fallback(blocks: &[RawBlock]) -> Vec<usize> {
         .filter(|(_, b)| {
             b.chars >= MIN_SCORING_CHARS
                 && b.link_chars * 2 < b.chars
-                && !phrases::is_boilerplate(&b.text)
+                && !phrases::is_boilerplate(&b.text, false)
         })
         .map(|(i, _)| i)
         .collect()

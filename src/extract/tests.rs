@@ -158,3 +158,174 @@ fn site_rules_files_errors_and_hosts() {
     let e = SiteRulesSet::load(dir.path()).unwrap_err().to_string();
     assert!(e.contains("bodyy"), "{e}");
 }
+
+/// Markup that makes html5ever quadratic when nesting is not capped: the
+/// article around it must come out whole, in bounded time.
+#[test]
+fn hostile_nesting_keeps_the_article_in_bounded_time() {
+    let paras: String = PROSE.iter().map(|p| format!("<p>{p}</p>")).collect();
+    let shapes = [
+        "<div/>".repeat(100_000),
+        "<div></span>".repeat(100_000),
+        "<span>".to_string() + &"<div></span>".repeat(100_000),
+        "<b>".repeat(50_000),
+        (0..30_000).map(|i| format!("<p><b id={i}>x</p>")).collect(),
+        (0..30_000)
+            .map(|i| format!("<div><i class=c{i}>x</div>"))
+            .collect(),
+        "<table><tr><td>".repeat(30_000),
+    ];
+    for shape in shapes {
+        let html = page(&format!(
+            "<article>{paras}<div class=\"x\">{shape}</div>{paras}</article>"
+        ));
+        let started = std::time::Instant::now();
+        let a = extract(&html, None);
+        // A sanity bound for a debug build on a busy machine, not a speed test:
+        // unbounded, these shapes took minutes.
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        let body = a.body();
+        assert!(
+            body.matches(PROSE[3]).count() == 2,
+            "{}: {}",
+            &shape[..40],
+            &body[..body.len().min(300)]
+        );
+    }
+}
+
+#[test]
+fn headings_linking_to_themselves_are_kept() {
+    let html = page(&format!(
+        "<article><p>{}</p><h2 id=\"why\"><a class=\"anchor\" href=\"#why\">Why we moved</a></h2><p>{}</p>\
+         <h3 id=\"next\">What next <a href=\"#next\">¶</a></h3><p>{}</p></article>",
+        PROSE[0], PROSE[1], PROSE[2]
+    ));
+    let a = extract(&html, None);
+    assert_eq!(
+        a.body(),
+        [PROSE[0], "Why we moved", PROSE[1], "What next", PROSE[2]].join("\n\n")
+    );
+}
+
+#[test]
+fn an_unclosed_link_does_not_swallow_the_article() {
+    let html = page(&format!(
+        "<article><p>{}</p><a href=\"/report\"><p>{}</p><p>{}</p><p>{}</p></article>",
+        PROSE[0], PROSE[1], PROSE[2], PROSE[3]
+    ));
+    let a = extract(&html, None);
+    assert_eq!(a.body(), PROSE.join("\n\n"));
+    // Closed by a paragraph, the parser would re-open it in every later one.
+    let html = page(&format!(
+        "<article><p>{} <b>See <a href=\"/report\">the report<p>{}</p><p>{}</p><p>{}</p></article>",
+        PROSE[0], PROSE[1], PROSE[2], PROSE[3]
+    ));
+    let a = extract(&html, None);
+    assert_eq!(
+        a.body(),
+        [
+            &format!("{} See the report", PROSE[0]),
+            PROSE[1],
+            PROSE[2],
+            PROSE[3]
+        ]
+        .join("\n\n")
+    );
+}
+
+#[test]
+fn a_site_body_rule_overrides_name_hints_inside_it() {
+    let rules = SiteRules::parse(
+        "body = \"table.comment-tree\"\n",
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let html = page(&format!(
+        "<div class=\"toptext\"><p>{}</p></div><table class=\"comment-tree\">\
+         <tr><td class=\"default\"><div class=\"comment\"><div class=\"commtext\">{}</div></div></td></tr>\
+         <tr><td class=\"default\"><div class=\"comment share-ad\"><div class=\"commtext\">{}</div></div></td></tr>\
+         </table><div class=\"comments\"><p>{}</p></div>",
+        PROSE[0], PROSE[1], PROSE[2], PROSE[3]
+    ));
+    let a = extract_with(&html, None, Some(&rules));
+    assert_eq!(a.body(), [PROSE[1], PROSE[2]].join("\n\n"));
+}
+
+#[test]
+fn phrases_spare_the_articles_own_lists_and_sentences() {
+    let names = ["Facebook", "Twitter", "LinkedIn", "Pinterest", "Reddit"];
+    let items: String = names.iter().map(|n| format!("<li>{n}</li>")).collect();
+    let html = page(&format!(
+        "<article><p>{}</p><p>The companies fined were:</p><ul>{items}</ul>\
+         <p>Sign up for the appeal hearing closes on Friday.</p><p>{}</p>\
+         <p>Abonnieren Sie unseren Newsletter und erhalten Sie die wichtigsten Nachrichten jeden Morgen.</p>\
+         <p>{}</p><p>Facebook</p><p>{}</p></article>",
+        PROSE[0], PROSE[1], PROSE[2], PROSE[3]
+    ));
+    let a = extract(&html, None);
+    let mut want = vec![PROSE[0], "The companies fined were:"];
+    want.extend(names);
+    want.extend([
+        "Sign up for the appeal hearing closes on Friday.",
+        PROSE[1],
+        PROSE[2],
+        PROSE[3],
+    ]);
+    assert_eq!(a.body(), want.join("\n\n"));
+}
+
+#[test]
+fn a_table_ending_the_article_keeps_its_last_row() {
+    let html = page(&format!(
+        "<article><p>{}</p><p>{}</p><table><tr><th>Weight</th><td>1.2 kg</td></tr>\
+         <tr><th>Torso length</th><td>40 to 52 cm</td></tr></table></article>",
+        PROSE[0], PROSE[1]
+    ));
+    let a = extract(&html, None);
+    assert_eq!(
+        a.body(),
+        [
+            PROSE[0],
+            PROSE[1],
+            "Weight",
+            "1.2 kg",
+            "Torso length",
+            "40 to 52 cm"
+        ]
+        .join("\n\n")
+    );
+}
+
+#[test]
+fn a_thread_keeps_every_post() {
+    let post = |id: usize, bg: usize, title: &str, text: &str| {
+        format!(
+            "<div id=\"p{id}\" class=\"post bg{bg}\"><div class=\"inner\"><div class=\"postbody\">\
+             <h3><a href=\"#p{id}\">{title}</a></h3><p class=\"author\">by <a href=\"/u/{id}\">user{id}</a></p>\
+             <div class=\"content\">{text}</div></div></div></div>"
+        )
+    };
+    let html =
+        page(&format!(
+        "<div id=\"wrap\"><div class=\"navbar\"><ul><li><a href=\"/faq\">FAQ</a></li></ul></div>\
+         <h2 class=\"topic-title\">Strike at the port</h2>{}{}{}\
+         <div class=\"copyright\">Powered by Forum Software © Example Limited</div></div>",
+        post(1, 2, "Strike at the port", &format!("{} {}", PROSE[0], PROSE[1])),
+        post(2, 1, "Re: Strike at the port", &format!("{} {} {}", PROSE[1], PROSE[2], PROSE[3])),
+        post(3, 2, "Re: Strike at the port", PROSE[3]),
+    ));
+    let body = extract(&html, None).body();
+    assert!(
+        body.contains(&format!("{} {}", PROSE[0], PROSE[1])),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("{} {} {}", PROSE[1], PROSE[2], PROSE[3])),
+        "{body}"
+    );
+    assert!(
+        body.ends_with(&format!("Re: Strike at the port\n\n{}", PROSE[3])),
+        "{body}"
+    );
+}
