@@ -302,6 +302,13 @@ where
                     ours && *meta.level() <= tracing::Level::INFO
                 } else if ours {
                     *meta.level() <= level
+                } else if meta.target().starts_with("html5ever")
+                    || meta.target().starts_with("markup5ever")
+                {
+                    // The HTML parser's own notes on broken markup ("foster
+                    // parenting not implemented") are about the page, not
+                    // about gleaner, and come once per page.
+                    *meta.level() <= tracing::Level::ERROR
                 } else {
                     *meta.level() <= tracing::Level::WARN
                 }

@@ -402,3 +402,22 @@ fn extract_help_says_how_same_stem_inputs_are_named() {
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains("<stem>-2.txt"), "{run}");
 }
+
+/// The HTML parser's notes on broken markup are about the page: they do not
+/// reach stderr (a daemon would log one per page).
+#[test]
+fn parser_notes_on_broken_markup_stay_off_stderr() {
+    let td = TestDir::new();
+    let paras = paragraphs(4);
+    let page = article_page("Council Tables the Budget", &paras, None).replace(
+        "</body>",
+        "<table><div>A stray block inside a table.</div><tr><td>cell</td></tr></table></body>",
+    );
+    let path = td.write_file("pages/foster.html", page);
+
+    let run = td.run(&[OsStr::new("extract"), path.as_os_str()]);
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_extracted(&run.stdout, &paras, "misnested table");
+    assert!(!run.stderr.contains("foster"), "{run}");
+    assert!(run.stderr.trim().is_empty(), "{run}");
+}
