@@ -28,9 +28,13 @@ fi
 echo "== gleaner (cargo bench --bench extract)"
 cargo build --release --quiet --bin gleaner
 cargo bench --quiet --bench extract --no-run
-G_OUT=$("${PIN[@]}" cargo bench --quiet --bench extract -- "$DIR" | tee -a /dev/stderr)
+# Captured, then printed: a `tee /dev/stderr` clobbered lines when both
+# streams went to one file.
+G_OUT=$("${PIN[@]}" cargo bench --quiet --bench extract -- "$DIR")
+echo "$G_OUT"
 echo "== trafilatura"
-T_OUT=$("${PIN[@]}" "$VENV/bin/python" bench/trafilatura_speed.py "$DIR" | tee -a /dev/stderr)
+T_OUT=$("${PIN[@]}" "$VENV/bin/python" bench/trafilatura_speed.py "$DIR")
+echo "$T_OUT"
 
 g=$(awk '/^gleaner:/ {print $(NF-1)}' <<<"$G_OUT")
 t=$(awk '/^trafilatura\(favor_precision\):/ {print $(NF-1)}' <<<"$T_OUT")
