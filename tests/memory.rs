@@ -3,103 +3,15 @@
 //! `[fetch] memory_budget` stands between the pass and holding every body
 //! and every parse at once.
 
-use std::io::Read;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
+use crate::common::measure::{fetch_measured, MAX_RSS_KIB};
 use crate::common::pages::{article_page, rss, utc, Item};
 use crate::common::server::{Response, TestServer};
-use crate::common::testdir::{self, TestDir, BIN};
-
-/// The bound for a whole pass, hostile input included.
-const MAX_RSS_KIB: u64 = 256 * 1024;
+use crate::common::testdir::{self, TestDir};
 
 /// Peak resident set (KiB) and output of `gleaner fetch` on `td`.
 fn fetch_with_peak(td: &TestDir) -> (testdir::RunResult, u64) {
-    let time = Path::new("/usr/bin/time");
-    let use_time = time.exists();
-    let mut cmd = if use_time {
-        let mut c = Command::new(time);
-        c.arg("-v").arg(BIN);
-        c
-    } else {
-        Command::new(BIN)
-    };
-    cmd.arg("fetch")
-        .arg("--config")
-        .arg(td.config_path())
-        .current_dir(&td.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    testdir::loopback_only(&mut cmd);
-    cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("spawn gleaner");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut hwm = 0u64;
-    let status = loop {
-        if !use_time {
-            if let Some(kib) = std::fs::read_to_string(&status_path)
-                .ok()
-                .and_then(|s| kib_after(&s, "VmHWM:"))
-            {
-                hwm = hwm.max(kib);
-            }
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > testdir::RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "gleaner fetch did not finish within {:?}",
-                testdir::RUN_TIMEOUT
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let elapsed = start.elapsed();
-    let stdout = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
-    let mut stderr = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
-    if use_time {
-        let at = stderr
-            .find("\tCommand being timed:")
-            .unwrap_or_else(|| panic!("no /usr/bin/time report in stderr:\n{stderr}"));
-        hwm = kib_after(&stderr[at..], "Maximum resident set size (kbytes):")
-            .unwrap_or_else(|| panic!("no max RSS in the /usr/bin/time report:\n{stderr}"));
-        stderr.truncate(at);
-    }
-    let run = testdir::RunResult {
-        code: status.code(),
-        stdout,
-        stderr,
-        elapsed,
-    };
-    (run, hwm)
-}
-
-fn kib_after(text: &str, key: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.trim_start().starts_with(key))?;
-    line.trim_start()[key.len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    let m = fetch_measured(td);
+    (m.run, m.peak_kib)
 }
 
 /// A valid RSS feed of `n` items with long descriptions (about 1.9 KB

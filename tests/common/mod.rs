@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod measure;
 pub mod pages;
 pub mod pg;
 pub mod server;
