@@ -367,51 +367,101 @@ impl Signature {
 /// a random page write per band per story, which cost ~5x the lookup. The
 /// store rebuilds it from the stored signatures, so it holds only the
 /// dedupe window: `BANDS` slots per story in it.
-#[derive(Debug, Default)]
+///
+/// Split into segments of at most `SEGMENT_SLOTS` slots, filled one after
+/// the other: one table for the whole window peaked at 2.25x its size while
+/// it was rebuilt a size up (~600 bytes a story at 10,000 feeds), and each
+/// freed table raised glibc's mmap threshold, so the pass's page buffers
+/// fragmented the heap. A lookup probes every segment, a handful at any
+/// realistic window (70,000 stories take three).
+#[derive(Debug)]
 pub struct NearIndex {
+    /// Oldest first; only the last one takes new stories.
+    segments: Vec<Segment>,
+    segment_slots: usize,
+}
+
+/// 8 MiB: ~35,000 stories at the 80% load.
+const SEGMENT_SLOTS: usize = 1 << 20;
+
+#[derive(Debug)]
+struct Segment {
     slots: Vec<u64>,
     used: usize,
+    /// The lowest and highest id held (`u32::MAX`, 0 when none).
+    min_id: u32,
+    max_id: u32,
+}
+
+impl Default for NearIndex {
+    fn default() -> Self {
+        NearIndex {
+            segments: Vec::new(),
+            segment_slots: SEGMENT_SLOTS,
+        }
+    }
 }
 
 impl NearIndex {
+    /// An index whose segments hold at most `slots` slots (tests: many
+    /// segments from few stories).
+    #[cfg(test)]
+    fn with_segment_slots(slots: usize) -> Self {
+        NearIndex {
+            segments: Vec::new(),
+            segment_slots: slots.max(BANDS * 2),
+        }
+    }
+
     /// Indexes story `id` (ids start at 1) under each of its band keys.
     pub fn insert(&mut self, id: u32, sig: &Signature) {
         debug_assert!(id != 0);
-        if (self.used + BANDS) * 5 > self.slots.len() * 4 {
-            self.grow();
-        }
-        let n = self.slots.len();
-        for key in sig.band_keys() {
-            let slot = u64::from(key) << 32 | u64::from(id);
-            let mut i = Self::home(key, n);
-            loop {
-                match self.slots[i] {
-                    0 => {
-                        self.slots[i] = slot;
-                        self.used += 1;
-                        break;
-                    }
-                    s if s == slot => break,
-                    _ => i = Self::next(i, n),
-                }
+        let keys = sig.band_keys();
+        // Indexed already (the store re-reads a row): nothing to add.
+        if let Some(key) = keys.first() {
+            let slot = u64::from(*key) << 32 | u64::from(id);
+            if self
+                .segments
+                .iter()
+                .any(|s| (s.min_id..=s.max_id).contains(&id) && s.contains(*key, slot))
+            {
+                return;
             }
+        }
+        let full = |s: &Segment| (s.used + BANDS) * 5 > s.slots.len() * 4;
+        match self.segments.last_mut() {
+            Some(s) if !full(s) => {}
+            Some(s) if s.slots.len() < self.segment_slots => s.grow(self.segment_slots),
+            _ => {
+                let mut s = Segment {
+                    slots: Vec::new(),
+                    used: 0,
+                    min_id: u32::MAX,
+                    max_id: 0,
+                };
+                s.grow(self.segment_slots);
+                self.segments.push(s);
+            }
+        }
+        if let Some(s) = self.segments.last_mut() {
+            for key in keys {
+                s.insert(key, u64::from(key) << 32 | u64::from(id));
+            }
+            s.min_id = s.min_id.min(id);
+            s.max_id = s.max_id.max(id);
         }
     }
 
     /// Ids of the stories sharing at least one band with `sig`, each once.
     pub fn candidates(&self, sig: &Signature) -> Vec<u32> {
         let mut out = Vec::new();
-        let n = self.slots.len();
-        if n == 0 {
+        if self.segments.is_empty() {
             return out;
         }
-        for key in sig.band_keys() {
-            let mut i = Self::home(key, n);
-            while self.slots[i] != 0 {
-                if (self.slots[i] >> 32) as u32 == key {
-                    out.push(self.slots[i] as u32);
-                }
-                i = Self::next(i, n);
+        let keys = sig.band_keys();
+        for s in &self.segments {
+            for key in keys {
+                s.find(key, &mut out);
             }
         }
         out.sort_unstable();
@@ -420,9 +470,80 @@ impl NearIndex {
     }
 
     /// Forgets every story with an id below `first` (pruned out of the
-    /// window), in place: clear those slots, then re-seat every survivor
-    /// in probe order from an empty slot, so no probe chain crosses a hole.
+    /// window): whole segments go at once, a segment holding both sides is
+    /// cleared in place.
     pub fn retain_from(&mut self, first: u32) {
+        self.segments.retain(|s| s.used > 0 && s.max_id >= first);
+        for s in &mut self.segments {
+            if s.min_id < first {
+                s.retain_from(first);
+            }
+        }
+    }
+
+    /// Slots in use (a story takes up to `BANDS`).
+    pub fn len(&self) -> usize {
+        self.segments.iter().map(|s| s.used).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| s.slots.capacity() * std::mem::size_of::<u64>())
+            .sum::<usize>()
+            + self.segments.capacity() * std::mem::size_of::<Segment>()
+    }
+}
+
+impl Segment {
+    fn insert(&mut self, key: u32, slot: u64) {
+        let n = self.slots.len();
+        let mut i = home(key, n);
+        loop {
+            match self.slots[i] {
+                0 => {
+                    self.slots[i] = slot;
+                    self.used += 1;
+                    return;
+                }
+                s if s == slot => return,
+                _ => i = next(i, n),
+            }
+        }
+    }
+
+    fn contains(&self, key: u32, slot: u64) -> bool {
+        let n = self.slots.len();
+        let mut i = home(key, n);
+        while self.slots[i] != 0 {
+            if self.slots[i] == slot {
+                return true;
+            }
+            i = next(i, n);
+        }
+        false
+    }
+
+    /// Pushes the id of every slot under `key`.
+    fn find(&self, key: u32, out: &mut Vec<u32>) {
+        let n = self.slots.len();
+        let mut i = home(key, n);
+        while self.slots[i] != 0 {
+            if (self.slots[i] >> 32) as u32 == key {
+                out.push(self.slots[i] as u32);
+            }
+            i = next(i, n);
+        }
+    }
+
+    /// Clears the slots of ids below `first`, then re-seats every survivor
+    /// in probe order from an empty slot, so no probe chain crosses a hole.
+    fn retain_from(&mut self, first: u32) {
         let n = self.slots.len();
         for s in self.slots.iter_mut() {
             if *s != 0 && (*s as u32) < first {
@@ -430,67 +551,53 @@ impl NearIndex {
                 self.used -= 1;
             }
         }
+        self.min_id = first;
         // The load stays under 0.8, so a non-empty table has an empty slot.
         let Some(start) = self.slots.iter().position(|s| *s == 0) else {
             return;
         };
         let mut i = start;
         for _ in 0..n {
-            i = Self::next(i, n);
+            i = next(i, n);
             let slot = std::mem::take(&mut self.slots[i]);
             if slot != 0 {
-                let mut j = Self::home((slot >> 32) as u32, n);
+                let mut j = home((slot >> 32) as u32, n);
                 while self.slots[j] != 0 {
-                    j = Self::next(j, n);
+                    j = next(j, n);
                 }
                 self.slots[j] = slot;
             }
         }
     }
 
-    /// Slots in use (a story takes up to `BANDS`).
-    pub fn len(&self) -> usize {
-        self.used
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.used == 0
-    }
-
-    /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<u64>()
-    }
-
-    /// Any table size, not only powers of two (a window just over a power
-    /// of two would leave the table 60% empty): the hash, spread over the
-    /// table by a multiply-shift range reduction.
-    fn home(key: u32, n: usize) -> usize {
-        let h = u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        ((u128::from(h) * n as u128) >> 64) as usize
-    }
-
-    fn next(i: usize, n: usize) -> usize {
-        if i + 1 == n {
-            0
-        } else {
-            i + 1
-        }
-    }
-
-    /// A quarter larger at a time: the table settles between 64% and 80%
+    /// Doubles the table, up to `max` slots: it settles between 40% and 80%
     /// full, rebuilt in O(n) at each step.
-    fn grow(&mut self) {
+    fn grow(&mut self, max: usize) {
         let old = std::mem::take(&mut self.slots);
-        let n = (old.len() + old.len() / 4).max(1024);
+        let n = (old.len() * 2).clamp(1024.min(max), max);
         self.slots = vec![0; n];
         for slot in old.into_iter().filter(|s| *s != 0) {
-            let mut i = Self::home((slot >> 32) as u32, n);
+            let mut i = home((slot >> 32) as u32, n);
             while self.slots[i] != 0 {
-                i = Self::next(i, n);
+                i = next(i, n);
             }
             self.slots[i] = slot;
         }
+    }
+}
+
+/// Any table size, not only powers of two: the hash, spread over the table
+/// by a multiply-shift range reduction.
+fn home(key: u32, n: usize) -> usize {
+    let h = u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    ((u128::from(h) * n as u128) >> 64) as usize
+}
+
+fn next(i: usize, n: usize) -> usize {
+    if i + 1 == n {
+        0
+    } else {
+        i + 1
     }
 }
 
@@ -673,6 +780,33 @@ mod tests {
         assert!(index.is_empty());
         index.insert(7, &Signature::of(&kept).unwrap());
         assert_eq!(index.candidates(&Signature::of(&kept).unwrap()), vec![7]);
+    }
+
+    #[test]
+    fn near_index_segments_fill_in_turn_and_go_whole() {
+        // ~40 stories a segment.
+        let mut index = NearIndex::with_segment_slots(1200);
+        let sig = |id: u32| Signature::of(&story(200, u64::from(id) * 7919)).unwrap();
+        for id in 1..=400u32 {
+            index.insert(id, &sig(id));
+        }
+        assert!(index.segments.len() >= 10, "{}", index.segments.len());
+        assert!(index.segments.iter().all(|s| s.slots.len() <= 1200));
+        for id in [1, 41, 200, 399, 400] {
+            assert!(index.candidates(&sig(id)).contains(&id), "{id}");
+        }
+        // Re-reading a story from an older segment adds nothing.
+        let len = index.len();
+        index.insert(3, &sig(3));
+        assert_eq!(index.len(), len);
+
+        let before = (index.segments.len(), index.heap_bytes());
+        index.retain_from(300);
+        assert!(index.segments.len() < before.0 / 2);
+        assert!(index.heap_bytes() < before.1 / 2);
+        assert!(!index.candidates(&sig(299)).contains(&299));
+        assert!(index.candidates(&sig(300)).contains(&300));
+        assert_eq!(index.len(), 101 * BANDS);
     }
 
     mod props {
@@ -963,16 +1097,18 @@ mod tests {
             #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
             /// The index against a plain list: after any inserts (small
-            /// tables, so probe chains wrap and cross) and prunes, a lookup
-            /// returns exactly the live stories sharing a band key.
+            /// tables, so probe chains wrap and cross, over many segments)
+            /// and prunes, a lookup returns exactly the live stories sharing
+            /// a band key.
             #[test]
             fn near_index_agrees_with_a_list(
-                ops in prop::collection::vec((0u8..8, 1u32..400, 0usize..40), 1..400)
+                ops in prop::collection::vec((0u8..8, 1u32..400, 0usize..40), 1..400),
+                segment_slots in 48usize..4000,
             ) {
                 let sigs: Vec<Signature> =
                     (0..40).map(|seed| Signature::of(&story(60, seed)).unwrap()).collect();
                 let sig = |seed: usize| sigs[seed].clone();
-                let mut index = NearIndex::default();
+                let mut index = NearIndex::with_segment_slots(segment_slots);
                 let mut model: Vec<(u32, [u32; BANDS])> = Vec::new();
                 let mut first = 0u32;
                 for (op, id, seed) in ops {
