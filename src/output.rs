@@ -2,8 +2,10 @@
 //!
 //! The only module that writes under `output_dir`. A story is
 //! `<feed>/<YYYY>/<MM>/<DD>/<slug>-<id>.txt` plus `.json`. Each file is
-//! written to a hidden temp file in the same directory, fsynced, renamed into
-//! place, and the directory fsynced, so a reader never sees half a file.
+//! written to a hidden temp file in the same directory and renamed into
+//! place, so a reader never sees half a file; a pass makes its new stories
+//! durable together (`GroupSync`) before the store records them finished,
+//! and a `.json` rewrite is fsynced before its rename.
 //! A crash can leave temp files behind: those of a new story sit in its own
 //! directory, which the pending-write recovery cleans; those of a rewrite of
 //! a finished story's `.json` (a duplicate added) sit at the top of
@@ -12,11 +14,15 @@
 //! Names are built only from a validated feed name, digits, and a slug of
 //! letters, digits and dashes: nothing from the network can climb out.
 
+mod group;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use group::GroupSync;
 
 /// Prefix of temp files; stale ones are removed at start-up.
 pub const TEMP_PREFIX: &str = ".gleaner-tmp-";
@@ -134,13 +140,38 @@ pub fn render_text(title: &str, body: &str) -> String {
     out
 }
 
-/// Writes the `.json` then the `.txt` of a story, each atomically.
+/// Writes the `.json` then the `.txt` of a story, each atomically (temp
+/// file, fsync, rename), then fsyncs their directory.
 pub fn write_story(
     output_dir: &Path,
     stem: &Path,
     text: &str,
     meta: &StoryMeta,
 ) -> Result<(), OutputError> {
+    let staged = stage_story(output_dir, stem, text, meta, true)?;
+    staged.publish()?;
+    let dir = output_dir.join(stem);
+    sync_dir(dir.parent().unwrap_or(output_dir));
+    Ok(())
+}
+
+/// A story's two files written to temp files beside their final names, not
+/// yet renamed into place. Dropped unpublished, the temp files are removed.
+pub struct StagedStory {
+    files: [(tempfile::TempPath, PathBuf); 2],
+}
+
+/// Writes a story's files to temp files in its directory; with `sync`, each
+/// is fsynced. Without, the caller makes them durable (`GroupSync`) before
+/// `publish`, and the renames durable before it records the story finished:
+/// the files only ever appear complete, even after a power cut.
+pub fn stage_story(
+    output_dir: &Path,
+    stem: &Path,
+    text: &str,
+    meta: &StoryMeta,
+    sync: bool,
+) -> Result<StagedStory, OutputError> {
     let base = output_dir.join(stem);
     let dir = base.parent().unwrap_or(output_dir).to_path_buf();
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -150,10 +181,24 @@ pub fn write_story(
     })?;
     let json_path = base.with_extension("json");
     let txt_path = base.with_extension("txt");
-    write_atomic(&json_path, &json)?;
-    write_atomic(&txt_path, text.as_bytes())?;
-    sync_dir(&dir);
-    Ok(())
+    let json_tmp = write_temp(&dir, &json_path, &json, sync)?;
+    let txt_tmp = write_temp(&dir, &txt_path, text.as_bytes(), sync)?;
+    Ok(StagedStory {
+        files: [(json_tmp, json_path), (txt_tmp, txt_path)],
+    })
+}
+
+impl StagedStory {
+    /// Renames the files into place: the `.json`, then the `.txt`.
+    pub fn publish(self) -> Result<(), OutputError> {
+        for (tmp, path) in self.files {
+            tmp.persist(&path).map_err(|e| OutputError::Io {
+                path: path.clone(),
+                source: e.error,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Appends a sighting to a written story's `.json`, atomically.
@@ -221,6 +266,22 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
 /// Writes `bytes` to a temp file in `tmp_dir` (same file system as `path`),
 /// fsyncs it and renames it to `path`.
 fn write_atomic_via(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    write_temp(tmp_dir, path, bytes, true)?
+        .persist(path)
+        .map_err(|e| OutputError::Io {
+            path: path.to_path_buf(),
+            source: e.error,
+        })
+}
+
+/// Writes `bytes` to a new temp file in `tmp_dir`, fsynced with `sync`;
+/// `path` is what the file is for (messages).
+fn write_temp(
+    tmp_dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    sync: bool,
+) -> Result<tempfile::TempPath, OutputError> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(TEMP_PREFIX);
     // tempfile creates 0600 files; a story is an ordinary file whose mode
@@ -229,12 +290,10 @@ fn write_atomic_via(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Out
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
     let mut tmp = builder.tempfile_in(tmp_dir).map_err(io(path))?;
     tmp.write_all(bytes).map_err(io(path))?;
-    tmp.as_file().sync_all().map_err(io(path))?;
-    tmp.persist(path).map_err(|e| OutputError::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+    if sync {
+        tmp.as_file().sync_all().map_err(io(path))?;
+    }
+    Ok(tmp.into_temp_path())
 }
 
 fn sync_dir(dir: &Path) {

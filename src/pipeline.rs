@@ -107,6 +107,8 @@ pub struct Context {
     /// queued on the cores while each held its page's tree and a thread of
     /// its own (a pass at 32 requests ran 125 threads).
     cpu: tokio::sync::Semaphore,
+    /// Makes written stories durable in batches.
+    durable: Arc<output::GroupSync>,
     story_locks: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// When `prune_if_due` last ran.
     pruned_at: std::sync::Mutex<Option<std::time::Instant>>,
@@ -135,6 +137,7 @@ impl Context {
     pub fn new(config: Config, store: Arc<dyn StateStore>) -> Result<Self, PassError> {
         let fetcher = Fetcher::new(&config.fetch)?.with_shared_hosts(store.shared_hosts());
         let sites = Arc::new(extract::SiteRulesSet::load(&config.extract.sites_dir)?);
+        let durable = output::GroupSync::new(&config.output_dir);
         Ok(Context {
             config,
             fetcher,
@@ -144,6 +147,7 @@ impl Context {
             cpu: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            durable,
             story_locks: std::sync::Mutex::new(HashMap::new()),
             pruned_at: std::sync::Mutex::new(None),
             recovered_at: std::sync::Mutex::new(None),
@@ -935,13 +939,7 @@ async fn fetch_and_extract(
 }
 
 fn block_key(text: &str) -> u64 {
-    let norm: String = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ");
-    dedupe::hash64(&[b"block", norm.as_bytes()])
+    dedupe::hash64(&[b"block", dedupe::normalize_words(text).as_bytes()])
 }
 
 /// The "sites" a page belongs to for learned boilerplate: its host, and its
@@ -1156,6 +1154,20 @@ enum Decision {
     },
 }
 
+/// Makes a story's staged files durable in place: one group sync for the
+/// temp files, the renames, one more for the renames. Until the caller
+/// records the story finished it is a pending write, which recovery undoes
+/// after a crash; a name never points at a file whose content could be
+/// lost.
+async fn make_durable(ctx: &Context, files: output::StagedStory) -> Result<(), String> {
+    ctx.durable.sync().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || files.publish())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    ctx.durable.sync().await.map_err(|e| e.to_string())
+}
+
 async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut FeedReport) {
     let Extracted {
         cand,
@@ -1307,12 +1319,30 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
             let text = output::render_text(&title, &body);
             let out_dir = ctx.config.output_dir.clone();
             let stem2 = stem.clone();
+            let durable = ctx.durable.clone();
             let written = tokio::task::spawn_blocking(move || {
-                output::write_story(&out_dir, &stem2, &text, &meta)
+                let dir = out_dir.join(&stem2);
+                let dir = dir.parent().unwrap_or(&out_dir);
+                std::fs::create_dir_all(dir).map_err(|e| output::OutputError::Io {
+                    path: dir.to_path_buf(),
+                    source: e,
+                })?;
+                if durable.covers(dir) {
+                    output::stage_story(&out_dir, &stem2, &text, &meta, false).map(Some)
+                } else {
+                    output::write_story(&out_dir, &stem2, &text, &meta).map(|()| None)
+                }
             })
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));
+            // Under the story's lock: a copy found meanwhile waits for the
+            // files it adds itself to.
+            let written = match written {
+                Ok(Some(files)) => make_durable(ctx, files).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
             match written {
                 Ok(()) => {
                     // The blocks as extracted: a block dropped as learned
