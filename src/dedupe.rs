@@ -396,7 +396,7 @@ impl Signature {
 /// it was rebuilt a size up (~600 bytes a story at 10,000 feeds), and each
 /// freed table raised glibc's mmap threshold, so the pass's page buffers
 /// fragmented the heap. A lookup probes every segment, a handful at any
-/// realistic window (70,000 stories take three).
+/// realistic window (70,000 stories take two or three).
 #[derive(Debug)]
 pub struct NearIndex {
     /// Oldest first; only the last one takes new stories.
@@ -404,8 +404,10 @@ pub struct NearIndex {
     segment_slots: usize,
 }
 
-/// 8 MiB: ~35,000 stories at the 80% load.
-const SEGMENT_SLOTS: usize = 1 << 20;
+/// 16 MiB: ~70,000 stories at the 80% load, so a lookup probes two or
+/// three segments at a window of that size (8 MiB segments made the
+/// lookup of `bench/index.sh` 6.5 -> 15 µs).
+const SEGMENT_SLOTS: usize = 1 << 21;
 
 #[derive(Debug)]
 struct Segment {
@@ -566,6 +568,9 @@ impl Segment {
 
     /// Clears the slots of ids below `first`, then re-seats every survivor
     /// in probe order from an empty slot, so no probe chain crosses a hole.
+    /// A table left under a quarter full is rebuilt at half full instead:
+    /// the oldest segment empties a prune at a time and would otherwise
+    /// keep its whole size until the last of its stories left the window.
     fn retain_from(&mut self, first: u32) {
         let n = self.slots.len();
         for s in self.slots.iter_mut() {
@@ -575,6 +580,10 @@ impl Segment {
             }
         }
         self.min_id = first;
+        if self.used * 4 < n && n > 1024 {
+            self.resize((self.used * 2).max(1024));
+            return;
+        }
         // The load stays under 0.8, so a non-empty table has an empty slot.
         let Some(start) = self.slots.iter().position(|s| *s == 0) else {
             return;
@@ -596,8 +605,12 @@ impl Segment {
     /// Doubles the table, up to `max` slots: it settles between 40% and 80%
     /// full, rebuilt in O(n) at each step.
     fn grow(&mut self, max: usize) {
+        self.resize((self.slots.len() * 2).clamp(1024.min(max), max));
+    }
+
+    /// Rebuilds the table at `n` slots (more than `used`).
+    fn resize(&mut self, n: usize) {
         let old = std::mem::take(&mut self.slots);
-        let n = (old.len() * 2).clamp(1024.min(max), max);
         self.slots = vec![0; n];
         for slot in old.into_iter().filter(|s| *s != 0) {
             let mut i = home((slot >> 32) as u32, n);
@@ -822,6 +835,19 @@ mod tests {
         let len = index.len();
         index.insert(3, &sig(3));
         assert_eq!(index.len(), len);
+
+        // A segment mostly pruned shrinks in place.
+        let mut one = NearIndex::with_segment_slots(1 << 14);
+        for id in 1..=400u32 {
+            one.insert(id, &sig(id));
+        }
+        assert_eq!(one.segments.len(), 1);
+        assert_eq!(one.segments[0].slots.len(), 1 << 14);
+        one.retain_from(391);
+        assert_eq!(one.segments[0].slots.len(), 1024);
+        for id in 385..=400u32 {
+            assert_eq!(one.candidates(&sig(id)).contains(&id), id >= 391, "{id}");
+        }
 
         let before = (index.segments.len(), index.heap_bytes());
         index.retain_from(300);
