@@ -67,6 +67,8 @@ const PROGRESS: usize = 100_000;
 const TAIL: usize = 10_000;
 
 fn main() {
+    // The allocator as the daemon runs it: its RSS is what this measures.
+    gleaner::tune_malloc();
     let n: usize = env_num("GLEANER_BENCH_STORIES", 1_000_000);
     // The pipeline's default `[dedupe] threshold`.
     let threshold = gleaner::config::DedupeConfig::default().threshold;
