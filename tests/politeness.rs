@@ -41,18 +41,27 @@ impl InFlight {
     }
 }
 
-#[test]
-fn per_host_limit_and_delay_hold_for_feeds_and_pages_together() {
-    let server = TestServer::start();
-    let counter = InFlight::default();
-    let hold = Duration::from_millis(400);
+/// Three feeds `{prefix}0..2` of three articles each (stories from
+/// `first` on), every feed and page answered through `counter`, held
+/// `hold`. Returns (name, feed URL) pairs.
+fn counted_feeds(
+    server: &TestServer,
+    counter: &InFlight,
+    hold: Duration,
+    prefix: &str,
+    first: usize,
+) -> Vec<(String, String)> {
     let mut feeds = Vec::new();
     for f in 0..3 {
-        let name = format!("f{f}");
-        let items = serve_articles(&server, &name, f * 3, 3);
+        let name = format!("{prefix}{f}");
+        let items = serve_articles(server, &name, first + f * 3, 3);
         // Re-route the pages through the counter.
         for (i, item) in items.iter().enumerate() {
-            let page = article_page(&item.title, &paragraphs(f * 3 + i), Some(&item.link));
+            let page = article_page(
+                &item.title,
+                &paragraphs(first + f * 3 + i),
+                Some(&item.link),
+            );
             server.route(
                 &format!("/{name}/story-{i}.html"),
                 counter.handler(Response::html(page), hold),
@@ -64,6 +73,15 @@ fn per_host_limit_and_delay_hold_for_feeds_and_pages_together() {
         );
         feeds.push((name.clone(), server.url(&format!("/{name}.rss"))));
     }
+    feeds
+}
+
+#[test]
+fn per_host_limit_and_delay_hold_for_feeds_and_pages_together() {
+    let server = TestServer::start();
+    let counter = InFlight::default();
+    let hold = Duration::from_millis(400);
+    let feeds = counted_feeds(&server, &counter, hold, "f", 0);
     let td = TestDir::new();
     let list: Vec<(&str, &str)> = feeds
         .iter()
@@ -232,23 +250,7 @@ fn run_keeps_the_per_host_limit_and_delay_for_feeds_and_pages() {
     let server = TestServer::start();
     let counter = InFlight::default();
     let hold = Duration::from_millis(300);
-    let mut feeds = Vec::new();
-    for f in 0..3 {
-        let name = format!("r{f}");
-        let items = serve_articles(&server, &name, 20 + f * 3, 3);
-        for (i, item) in items.iter().enumerate() {
-            let page = article_page(&item.title, &paragraphs(20 + f * 3 + i), Some(&item.link));
-            server.route(
-                &format!("/{name}/story-{i}.html"),
-                counter.handler(Response::html(page), hold),
-            );
-        }
-        server.route(
-            &format!("/{name}.rss"),
-            counter.handler(Response::rss(rss(&name, &server.url("/"), &items)), hold),
-        );
-        feeds.push((name.clone(), server.url(&format!("/{name}.rss"))));
-    }
+    let feeds = counted_feeds(&server, &counter, hold, "r", 20);
     let td = TestDir::new();
     let list: Vec<(&str, &str)> = feeds
         .iter()
