@@ -148,10 +148,9 @@ pub fn write_story(
     text: &str,
     meta: &StoryMeta,
 ) -> Result<(), OutputError> {
-    let staged = stage_story(output_dir, stem, text, meta, true)?;
-    staged.publish()?;
-    let dir = output_dir.join(stem);
-    sync_dir(dir.parent().unwrap_or(output_dir));
+    let dir = story_dir(output_dir, stem)?;
+    stage_in(&dir, output_dir, stem, text, meta, true)?.publish()?;
+    sync_dir(&dir);
     Ok(())
 }
 
@@ -161,11 +160,40 @@ pub struct StagedStory {
     files: [(tempfile::TempPath, PathBuf); 2],
 }
 
-/// Writes a story's files to temp files in its directory; with `sync`, each
-/// is fsynced. Without, the caller makes them durable (`GroupSync`) before
-/// `publish`, and the renames durable before it records the story finished:
-/// the files only ever appear complete, even after a power cut.
-pub fn stage_story(
+/// Writes a story whose durability `group` takes care of: on its file
+/// system, to temp files without an fsync (Some), for the caller to sync,
+/// `publish` and sync again before it records the story finished, so the
+/// files only ever appear complete, even after a power cut. Elsewhere (a
+/// feed directory symlinked to another file system) as `write_story` does
+/// (None).
+pub fn write_story_for(
+    group: &GroupSync,
+    output_dir: &Path,
+    stem: &Path,
+    text: &str,
+    meta: &StoryMeta,
+) -> Result<Option<StagedStory>, OutputError> {
+    let dir = story_dir(output_dir, stem)?;
+    if group.covers(&dir) {
+        return stage_in(&dir, output_dir, stem, text, meta, false).map(Some);
+    }
+    stage_in(&dir, output_dir, stem, text, meta, true)?.publish()?;
+    sync_dir(&dir);
+    Ok(None)
+}
+
+/// Creates the story's directory (and its parents) if need be.
+fn story_dir(output_dir: &Path, stem: &Path) -> Result<PathBuf, OutputError> {
+    let base = output_dir.join(stem);
+    let dir = base.parent().unwrap_or(output_dir).to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    Ok(dir)
+}
+
+/// Writes a story's files to temp files in `dir`, its existing directory;
+/// with `sync`, each is fsynced.
+fn stage_in(
+    dir: &Path,
     output_dir: &Path,
     stem: &Path,
     text: &str,
@@ -173,16 +201,14 @@ pub fn stage_story(
     sync: bool,
 ) -> Result<StagedStory, OutputError> {
     let base = output_dir.join(stem);
-    let dir = base.parent().unwrap_or(output_dir).to_path_buf();
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let json = serde_json::to_vec_pretty(meta).map_err(|e| OutputError::Json {
         path: base.clone(),
         message: e.to_string(),
     })?;
     let json_path = base.with_extension("json");
     let txt_path = base.with_extension("txt");
-    let json_tmp = write_temp(&dir, &json_path, &json, sync)?;
-    let txt_tmp = write_temp(&dir, &txt_path, text.as_bytes(), sync)?;
+    let json_tmp = write_temp(dir, &json_path, &json, sync)?;
+    let txt_tmp = write_temp(dir, &txt_path, text.as_bytes(), sync)?;
     Ok(StagedStory {
         files: [(json_tmp, json_path), (txt_tmp, txt_path)],
     })

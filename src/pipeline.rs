@@ -1321,17 +1321,7 @@ async fn store_story(ctx: &Context, feed: &Feed, page: Extracted, report: &mut F
             let stem2 = stem.clone();
             let durable = ctx.durable.clone();
             let written = tokio::task::spawn_blocking(move || {
-                let dir = out_dir.join(&stem2);
-                let dir = dir.parent().unwrap_or(&out_dir);
-                std::fs::create_dir_all(dir).map_err(|e| output::OutputError::Io {
-                    path: dir.to_path_buf(),
-                    source: e,
-                })?;
-                if durable.covers(dir) {
-                    output::stage_story(&out_dir, &stem2, &text, &meta, false).map(Some)
-                } else {
-                    output::write_story(&out_dir, &stem2, &text, &meta).map(|()| None)
-                }
+                output::write_story_for(&durable, &out_dir, &stem2, &text, &meta)
             })
             .await
             .map_err(|e| e.to_string())

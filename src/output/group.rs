@@ -18,6 +18,9 @@ use super::OutputError;
 /// Syncs of one file system, shared by every writer of a pass.
 pub struct GroupSync {
     dir: PathBuf,
+    /// The device of `dir`, once it could be read (the directory may be
+    /// created after this).
+    dev: std::sync::OnceLock<u64>,
     state: Mutex<State>,
     done: Notify,
 }
@@ -38,6 +41,7 @@ impl GroupSync {
     pub fn new(output_dir: &Path) -> Arc<Self> {
         Arc::new(GroupSync {
             dir: output_dir.to_path_buf(),
+            dev: std::sync::OnceLock::new(),
             state: Mutex::new(State::default()),
             done: Notify::new(),
         })
@@ -48,10 +52,14 @@ impl GroupSync {
     /// file.
     pub fn covers(&self, story_dir: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
-        match (std::fs::metadata(&self.dir), std::fs::metadata(story_dir)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev(),
-            _ => false,
-        }
+        let dev = match self.dev.get() {
+            Some(d) => *d,
+            None => match std::fs::metadata(&self.dir) {
+                Ok(m) => *self.dev.get_or_init(|| m.dev()),
+                Err(_) => return false,
+            },
+        };
+        std::fs::metadata(story_dir).is_ok_and(|m| m.dev() == dev)
     }
 
     /// Returns once everything written to the file system before the call
@@ -153,8 +161,10 @@ mod tests {
             lang: None,
             duplicates: vec![],
         };
-        crate::output::stage_story(dir, &stem, "T\n\nhello there\n", &meta, false)
+        let group = GroupSync::new(dir);
+        crate::output::write_story_for(&group, dir, &stem, "T\n\nhello there\n", &meta)
             .unwrap()
+            .expect("staged on the output directory's own file system")
             .publish()
             .unwrap();
         stem
